@@ -1,0 +1,78 @@
+"""``thrust bench``: env stepping in one process with random actions, and end-to-end training SPS."""
+
+from __future__ import annotations
+
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+from omegaconf import DictConfig, OmegaConf
+
+from .config import validate
+from .envs import make_env
+
+ENV_SIZES = (1, 64, 1024, 4096)
+
+
+def env_steps_per_second(env_cfg: Any, num_envs: int, seconds: float, repeats: int = 5) -> float:
+    """Median agent-steps/s of ``env.step`` over ``repeats`` timings of about ``seconds`` each.
+
+    Actions are drawn in advance (64 arrays cycled) so the figure is the env's alone.
+    """
+    env = make_env(env_cfg, num_envs=num_envs, seed=0)
+    env.reset(0)
+    rng = np.random.default_rng(0)
+    n = getattr(env.single_action_space, "n", 2)
+    actions = [rng.integers(0, n, size=env.actions.shape).astype(env.actions.dtype) for _ in range(64)]
+    # calibrate the number of calls per timing
+    calls, elapsed = 1, 0.0
+    while elapsed < 0.05 * seconds:
+        calls *= 2
+        begin = time.perf_counter()
+        for i in range(calls):
+            env.actions[:] = actions[i & 63]
+            env.step()
+        elapsed = time.perf_counter() - begin
+    calls = max(1, int(calls * seconds / elapsed))
+    rates = []
+    for _ in range(repeats):
+        begin = time.perf_counter()
+        for i in range(calls):
+            env.actions[:] = actions[i & 63]
+            env.step()
+        rates.append(calls * env.num_agents / (time.perf_counter() - begin))
+    env.close()
+    return statistics.median(rates)
+
+
+def run_bench(
+    cfg: DictConfig,
+    seconds: float = 1.0,
+    train_steps: int = 200_000,
+    echo: Callable[[str], Any] | None = print,
+) -> dict[str, Any]:
+    """Measure env steps/s for several ``num_envs`` and the training SPS of the composed config."""
+    run = validate(cfg)
+    result: dict[str, Any] = {"env": run.env.name, "env_steps_per_s": {}}
+    sizes = ENV_SIZES if run.env.name != "gym" else (1, 8, 64)
+    for num_envs in sizes:
+        sps = env_steps_per_second(run.env, num_envs, seconds)
+        result["env_steps_per_s"][str(num_envs)] = sps
+        if echo:
+            echo(f"env {run.env.name:10s} num_envs={num_envs:6d}  {sps / 1e6:8.2f} M steps/s")
+    if train_steps > 0:
+        from .train import train
+
+        train_cfg: Any = OmegaConf.merge(
+            cfg, {"train": {"total_timesteps": train_steps, "progress": "none", "target_return": None}}
+        )
+        with tempfile.TemporaryDirectory() as tmp:
+            summary = train(train_cfg, tmp)
+        result["train_sps"] = summary["sps"]
+        result["train_steps"] = summary["global_step"]
+        if echo:
+            echo(f"training   {summary['global_step']:,} steps  {summary['sps']:,.0f} SPS (incl. updates)")
+    return result

@@ -1,0 +1,66 @@
+"""Checkpoints: written atomically (temp file in the same directory, fsync, rename), loaded for eval/resume.
+
+A checkpoint holds the policy weights, the optimizer state, the global step, the run config (as a plain
+container) and the spaces needed to rebuild the policy without making the env.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+CHECKPOINT_DIR = "checkpoints"
+
+
+def save_checkpoint(run_dir: Path, state: dict[str, Any], step: int) -> Path:
+    """Write ``state`` to ``run_dir/checkpoints/step_<step>.pt`` atomically and return the path."""
+    directory = Path(run_dir) / CHECKPOINT_DIR
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"step_{step:012d}.pt"
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp_", suffix=".pt")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(state, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def find_checkpoint(path: str | os.PathLike[str]) -> Path:
+    """Resolve a run directory or a checkpoint file to a checkpoint file (the latest step of a run).
+
+    Raises:
+        FileNotFoundError: with a one-line message naming what was looked for.
+    """
+    path = Path(path)
+    if path.is_file():
+        return path
+    if not path.exists():
+        raise FileNotFoundError(f"no such run directory or checkpoint: '{path}'")
+    candidates = sorted((path / CHECKPOINT_DIR).glob("step_*.pt")) or sorted(path.glob("step_*.pt"))
+    if not candidates:
+        raise FileNotFoundError(f"no checkpoint in '{path}' (looked for {CHECKPOINT_DIR}/step_*.pt)")
+    return candidates[-1]
+
+
+def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Load the checkpoint at ``path`` (a file or a run directory) onto the CPU."""
+    file = find_checkpoint(path)
+    try:
+        state: dict[str, Any] = torch.load(file, map_location="cpu", weights_only=False)
+    except Exception as exc:
+        raise ValueError(f"checkpoint '{file}' could not be read: {exc}") from None
+    missing = {"policy", "config", "global_step"} - set(state)
+    if missing:
+        raise ValueError(f"'{file}' is not a Thrust checkpoint (missing {', '.join(sorted(missing))})")
+    state["path"] = str(file)
+    return state

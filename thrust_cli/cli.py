@@ -1,0 +1,167 @@
+"""The ``thrust`` command line: Typer in front of Hydra's Compose API.
+
+Only Typer is imported at start-up; torch, Hydra and the envs load inside the command that needs them, so
+``thrust --help`` stays fast. Every user error ends in one line on stderr and a non-zero exit code.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import typer
+
+app = typer.Typer(
+    name="thrust",
+    help="Thrust: fast reinforcement learning. Configs compose Hydra groups: env, policy, algo, vec.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+EXTRA_ARGS = {"allow_extra_args": True, "ignore_unknown_options": True}
+
+
+def fail(message: str, code: int = 2) -> None:
+    """Print ``error: message`` (one line) to stderr and exit with ``code``."""
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def _compose(overrides: list[str]) -> Any:
+    from .config import ConfigError, compose_config
+
+    multirun = [a for a in overrides if a in ("-m", "--multirun")]
+    if multirun:
+        fail("`thrust train` runs one job; use `thrust sweep -m key=a,b` for multirun")
+    options = [a for a in overrides if a.startswith("-")]
+    if options:
+        fail(f"unknown option '{options[0]}'; see `thrust train --help`")
+    try:
+        return compose_config(overrides)
+    except ConfigError as exc:
+        fail(str(exc))
+
+
+def make_run_dir(cfg: Any, overrides: list[str]) -> Path:
+    """Create the run directory named by ``hydra.run.dir`` (made unique) with Hydra's ``.hydra/`` files."""
+    from omegaconf import OmegaConf
+
+    from .config import run_part
+
+    base = Path(str(cfg.hydra.run.dir))
+    run_dir, n = base, 1
+    while run_dir.exists():
+        run_dir = base.with_name(f"{base.name}_{n}")
+        n += 1
+    hydra_dir = run_dir / ".hydra"
+    hydra_dir.mkdir(parents=True)
+    (hydra_dir / "config.yaml").write_text(OmegaConf.to_yaml(run_part(cfg)))
+    (hydra_dir / "hydra.yaml").write_text(OmegaConf.to_yaml(OmegaConf.create({"hydra": cfg.hydra})))
+    (hydra_dir / "overrides.yaml").write_text(OmegaConf.to_yaml(OmegaConf.create(list(overrides))))
+    return run_dir.resolve()
+
+
+@app.command(context_settings=EXTRA_ARGS)
+def train(
+    ctx: typer.Context,
+    cfg: str = typer.Option(None, "--cfg", "-c", help="Print the composed config (job, hydra or all) and exit."),
+    resolve: bool = typer.Option(False, "--resolve", help="Resolve interpolations when printing with --cfg."),
+) -> None:
+    """Train a policy. Extra arguments are Hydra overrides, e.g. `env=gym env.id=Acrobot-v1 lr=1e-3`.
+
+    Prints progress to stderr; the last line on stdout is the run directory.
+    """
+    overrides = list(ctx.args)
+    composed = _compose(overrides)
+    if cfg is not None:
+        from omegaconf import OmegaConf
+
+        from .config import run_part
+
+        if cfg not in ("job", "hydra", "all"):
+            fail(f"--cfg={cfg} is invalid; allowed: job, hydra, all")
+        node = {"job": run_part(composed), "hydra": {"hydra": composed.hydra}, "all": composed}[cfg]
+        typer.echo(OmegaConf.to_yaml(OmegaConf.create(node) if isinstance(node, dict) else node, resolve=resolve))
+        return
+    run_dir = make_run_dir(composed, overrides)
+
+    from .config import ConfigError
+    from .train import TrainingError
+    from .train import train as train_fn
+
+    try:
+        summary = train_fn(composed, run_dir)
+    except (ConfigError, TrainingError, ValueError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        typer.echo(str(run_dir))
+        raise typer.Exit(1) from None
+    solved = f", solved at step {summary['solved_at_step']:,}" if summary["solved_at_step"] else ""
+    ret = summary["mean_return_last_100"]
+    typer.echo(
+        f"{summary['status']}: {summary['global_step']:,} steps in {summary['wall_time_s']:.1f}s "
+        f"({summary['sps']:,.0f} SPS), mean return {ret if ret is None else round(ret, 2)}{solved}",
+        err=True,
+    )
+    typer.echo(str(run_dir))
+    if summary["status"] == "interrupted":
+        raise typer.Exit(130)
+
+
+@app.command("eval", context_settings=EXTRA_ARGS)
+def eval_(
+    ctx: typer.Context,
+    run: Path = typer.Argument(..., help="A run directory (its latest checkpoint) or a checkpoint file."),
+    episodes: int = typer.Option(100, "--episodes", "-n", min=1, help="Episodes to run."),
+    seed: int = typer.Option(12345, "--seed", help="Seed of the evaluation envs (fixed by default)."),
+    stochastic: bool = typer.Option(False, "--stochastic", help="Sample actions instead of taking the argmax."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+) -> None:
+    """Evaluate a trained policy: mean ± std return over N episodes. Extra arguments override the env config."""
+    from .evaluate import evaluate
+
+    try:
+        result = evaluate(run, episodes=episodes, seed=seed, deterministic=not stochastic, overrides=ctx.args)
+    except (FileNotFoundError, ValueError) as exc:
+        fail(str(exc))
+    if as_json:
+        typer.echo(json.dumps(result))
+    else:
+        typer.echo(
+            f"mean return {result['mean_return']:.2f} ± {result['std_return']:.2f} over {result['episodes']} "
+            f"episodes (mean length {result['mean_length']:.1f})"
+        )
+
+
+@app.command(context_settings=EXTRA_ARGS)
+def bench(
+    ctx: typer.Context,
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+    seconds: float = typer.Option(1.0, "--seconds", min=0.05, help="Seconds per env measurement (median of 5)."),
+    train_steps: int = typer.Option(200_000, "--train-steps", min=0, help="Env steps of the training run (0: skip)."),
+) -> None:
+    """Benchmark env stepping (one process, random actions, several num_envs) and training SPS."""
+    from .bench import run_bench
+
+    overrides = list(ctx.args)
+    composed = _compose(overrides)
+    try:
+        result = run_bench(composed, seconds=seconds, train_steps=train_steps, echo=None if as_json else typer.echo)
+    except ValueError as exc:
+        fail(str(exc))
+    if as_json:
+        typer.echo(json.dumps(result))
+
+
+def main() -> None:
+    """Console-script entry point."""
+    try:
+        app()
+    except KeyboardInterrupt:
+        typer.echo("interrupted", err=True)
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,249 @@
+"""Config composition, typed schemas and validation.
+
+``compose_config(overrides)`` composes ``conf/`` with Hydra's Compose API and validates the result against the
+schemas below, so that a wrong key, type or value fails at start with ONE line naming the key and what is
+allowed (:class:`ConfigError`), never deep inside training.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+
+class ConfigError(ValueError):
+    """A configuration problem, with a one-line message meant for the user."""
+
+
+def conf_dir() -> Path:
+    """``conf/`` of this installation: inside the package when installed, at the repo root when editable."""
+    here = Path(__file__).resolve().parent
+    for candidate in (here / "conf", here.parent / "conf"):
+        if (candidate / "config.yaml").is_file():
+            return candidate
+    raise ConfigError(f"Thrust's config directory was not found next to {here}; reinstall thrust-rl")
+
+
+# --- checks ---------------------------------------------------------------------------------------------------
+Check = tuple[Callable[[Any], bool], str]
+
+
+def _meta(check: Check, default: Any) -> Any:
+    return field(default=default, metadata={"check": check})
+
+
+def positive(default: Any) -> Any:
+    return _meta((lambda v: v > 0, "> 0"), default)
+
+
+def at_least(lo: float, default: Any) -> Any:
+    return _meta((lambda v: v >= lo, f">= {lo}"), default)
+
+
+def in_range(lo: float, hi: float, default: Any) -> Any:
+    return _meta((lambda v: lo <= v <= hi, f"in [{lo}, {hi}]"), default)
+
+
+def one_of(choices: Sequence[str], default: str) -> Any:
+    return _meta((lambda v: v in choices, "one of " + ", ".join(choices)), default)
+
+
+def optional_positive(default: Any = None) -> Any:
+    return _meta((lambda v: v is None or v > 0, "> 0 or null"), default)
+
+
+# --- schemas --------------------------------------------------------------------------------------------------
+@dataclass
+class TrainConfig:
+    total_timesteps: int = positive(500_000)
+    target_return: float | None = None
+    target_window: int = positive(100)
+    checkpoint_interval: int = positive(100_000)
+    torch_threads: int = at_least(0, 1)
+    progress: str = one_of(("auto", "rich", "plain", "none"), "auto")
+    tensorboard: bool = True
+
+
+@dataclass
+class CartPoleEnvConfig:
+    name: str = "cartpole"
+    num_envs: int = positive(32)
+    max_steps: int = positive(500)
+
+
+@dataclass
+class GymEnvConfig:
+    name: str = "gym"
+    id: str = "CartPole-v1"
+    num_envs: int = positive(8)
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class MLPConfig:
+    name: str = "mlp"
+    hidden_size: int = positive(64)
+    num_layers: int = at_least(0, 2)
+    activation: str = one_of(("tanh", "relu", "gelu"), "tanh")
+    shared: bool = False
+
+
+@dataclass
+class PPOConfig:
+    name: str = "ppo"
+    num_steps: int = positive(128)
+    minibatch_size: int = positive(512)
+    update_epochs: int = positive(4)
+    gamma: float = in_range(0.0, 1.0, 0.99)
+    gae_lambda: float = in_range(0.0, 1.0, 0.95)
+    clip_coef: float = positive(0.2)
+    vf_clip_coef: float | None = optional_positive(0.2)
+    vf_coef: float = at_least(0.0, 0.5)
+    ent_coef: float = at_least(0.0, 0.0)
+    max_grad_norm: float = positive(0.5)
+    norm_adv: bool = True
+    anneal_lr: bool = True
+    target_kl: float | None = optional_positive(None)
+
+
+@dataclass
+class SerialVecConfig:
+    name: str = "serial"
+    num_objects: int = positive(1)
+
+
+@dataclass
+class TopConfig:
+    seed: int = at_least(0, 1)
+    lr: float = positive(2.5e-4)
+    device: str = one_of(("cpu", "cuda", "auto"), "cpu")
+
+
+GROUPS: dict[str, dict[str, type]] = {
+    "env": {"cartpole": CartPoleEnvConfig, "gym": GymEnvConfig},
+    "policy": {"mlp": MLPConfig},
+    "algo": {"ppo": PPOConfig},
+    "vec": {"serial": SerialVecConfig},
+}
+SECTIONS: dict[str, type] = {"train": TrainConfig}
+
+
+# --- validation -----------------------------------------------------------------------------------------------
+def _type_name(schema: type, key: str) -> str:
+    for f in fields(schema):
+        if f.name == key:
+            return str(f.type).replace("builtins.", "")
+    return "?"
+
+
+def _check_node(node: Any, schema: type, prefix: str) -> Any:
+    """Merge ``node`` into the typed ``schema``; raise ConfigError naming ``prefix.key`` on any problem."""
+    allowed = [f.name for f in fields(schema)]
+
+    def full(key: str) -> str:
+        return f"{prefix}.{key}" if prefix else key
+
+    if not isinstance(node, DictConfig):
+        raise ConfigError(f"'{prefix}' must be a mapping with keys: {', '.join(allowed)}")
+    for key in map(str, node):
+        if key not in allowed:
+            where = f"'{prefix}'" if prefix else "the top level"
+            raise ConfigError(f"unknown key '{full(key)}'; allowed keys in {where}: {', '.join(allowed)}")
+    try:
+        typed: Any = OmegaConf.merge(OmegaConf.structured(schema), node)
+    except OmegaConfBaseException as exc:
+        bad = str(exc.key) if exc.key is not None else "?"
+        value = node.get(bad) if bad in node else exc.value
+        raise ConfigError(f"{full(bad)}={value!r} is invalid: expected {_type_name(schema, bad)}") from None
+    for f in fields(schema):
+        check = f.metadata.get("check")
+        value = typed[f.name]
+        if check is not None and value is not None and not check[0](value):
+            raise ConfigError(f"{full(f.name)}={value!r} is invalid: must be {check[1]}")
+    return typed
+
+
+def validate(cfg: DictConfig) -> DictConfig:
+    """Return a typed copy of the run config ``cfg`` (without ``hydra``), or raise :class:`ConfigError`."""
+    out: dict[str, Any] = {}
+    top_keys = {f.name for f in fields(TopConfig)} | set(GROUPS) | set(SECTIONS)
+    for key in map(str, cfg):
+        if key != "hydra" and key not in top_keys:
+            raise ConfigError(f"unknown key '{key}'; allowed top-level keys: {', '.join(sorted(top_keys))}")
+    top = OmegaConf.create({k: cfg[k] for k in (f.name for f in fields(TopConfig)) if k in cfg})
+    out.update({str(k): v for k, v in _check_node(top, TopConfig, "").items()})
+    for section, schema in SECTIONS.items():
+        out[section] = _check_node(cfg.get(section, OmegaConf.create({})), schema, section)
+    for group, options in GROUPS.items():
+        node = cfg.get(group)
+        name = node.get("name") if isinstance(node, DictConfig) else None
+        if name not in options:
+            raise ConfigError(f"{group}.name={name!r} is invalid; allowed: {', '.join(options)}")
+        out[group] = _check_node(node, options[name], group)
+    typed = OmegaConf.create(out)
+    OmegaConf.set_struct(typed, True)
+    return typed
+
+
+# --- composition ----------------------------------------------------------------------------------------------
+def _compose(overrides: Sequence[str], with_hydra: bool) -> DictConfig:
+    from hydra import compose, initialize_config_dir
+
+    with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
+        return compose("config", overrides=list(overrides), return_hydra_config=with_hydra)
+
+
+def _explain(exc: Exception, overrides: Sequence[str]) -> str:
+    """Turn a Hydra composition error into one line naming the key and what is allowed."""
+    from hydra.errors import MissingConfigException, OverrideParseException
+
+    if isinstance(exc, OverrideParseException):
+        return f"invalid override '{exc.override}': {exc.message.splitlines()[0]}"
+    if isinstance(exc, MissingConfigException) and exc.missing_cfg_file and exc.options is not None:
+        group, _, choice = exc.missing_cfg_file.rpartition("/")
+        return f"unknown option {group}={choice}; allowed: {', '.join(sorted(exc.options))}"
+    text = str(exc)
+    match = re.search(r"Could not override '([^']+)'", text)
+    if match:
+        key = match.group(1)
+        parent, _, _ = key.rpartition(".")
+        rest = [o for o in overrides if not o.lstrip("+~").startswith(key + "=") and o.lstrip("~") != key]
+        try:
+            base = _compose(rest, with_hydra=False)
+            node = OmegaConf.select(base, parent) if parent else base
+            keys = [str(k) for k in node] if isinstance(node, DictConfig) else []
+        except Exception:
+            keys = []
+        where = f"'{parent}'" if parent else "the top level"
+        if not keys:
+            return f"unknown config key '{key}'; to add a new key write +{key}=..."
+        return f"unknown config key '{key}'; allowed keys in {where}: {', '.join(keys)}"
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[0] if lines else type(exc).__name__
+
+
+def compose_config(overrides: Sequence[str], with_hydra: bool = True) -> DictConfig:
+    """Compose ``conf/config.yaml`` with Hydra ``overrides``; validate the run part.
+
+    Returns the composed config (with the ``hydra`` node when ``with_hydra``); its run part has passed
+    :func:`validate`. Raises :class:`ConfigError` with a one-line message on any problem.
+    """
+    from hydra.errors import HydraException
+
+    try:
+        cfg = _compose(overrides, with_hydra)
+    except (HydraException, OmegaConfBaseException, ValueError) as exc:
+        raise ConfigError(_explain(exc, overrides)) from None
+    validate(cfg)
+    return cfg
+
+
+def run_part(cfg: DictConfig) -> DictConfig:
+    """The typed, validated run config (everything but ``hydra``)."""
+    return validate(cfg)

@@ -1,0 +1,36 @@
+"""Map the ``env`` config group to env constructors, and build vectorizers from config."""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Any
+
+from envs_cython.base import Env
+
+from .vector import EnvCreator, Serial
+
+
+def env_creator(env_cfg: Any) -> EnvCreator:
+    """Return ``creator(num_envs=..., buffers=..., seed=...)`` for the env named by ``env_cfg.name``."""
+    if env_cfg.name == "cartpole":
+        from envs_cython.cartpole import CartPole
+
+        return partial(CartPole, max_steps=env_cfg.max_steps)
+    if env_cfg.name == "gym":
+        from envs_cython.gym_adapter import GymnasiumEnv
+
+        return partial(GymnasiumEnv, env_cfg.id, **dict(env_cfg.kwargs))
+    raise ValueError(f"unknown env '{env_cfg.name}'; allowed: cartpole, gym")
+
+
+def make_env(env_cfg: Any, num_envs: int, seed: int = 0) -> Env:
+    """One env object with ``num_envs`` instances (no vectorizer), e.g. for evaluation."""
+    return env_creator(env_cfg)(num_envs=num_envs, buffers=None, seed=seed)
+
+
+def make_vector(cfg: Any, seed: int | None = None) -> Serial:
+    """The vectorizer named by ``cfg.vec.name`` over ``cfg.env.num_envs`` envs."""
+    seed = cfg.seed if seed is None else seed
+    if cfg.vec.name == "serial":
+        return Serial(env_creator(cfg.env), cfg.env.num_envs, cfg.vec.num_objects, seed=seed)
+    raise ValueError(f"unknown vectorizer '{cfg.vec.name}'; allowed: serial")

@@ -1,0 +1,92 @@
+"""Evaluate a checkpoint: run exactly N episodes (one per env instance) from a fixed seed."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from omegaconf import OmegaConf
+
+from .checkpoint import load_checkpoint
+from .config import ConfigError, validate
+from .envs import make_env
+from .policies import make_policy
+
+
+def load_policy(path: str | os.PathLike[str]) -> tuple[torch.nn.Module, Any, dict[str, Any]]:
+    """Rebuild the policy of a checkpoint; return ``(policy, run config, checkpoint)``."""
+    state = load_checkpoint(path)
+    cfg = OmegaConf.create(state["config"])
+    spaces = state["spaces"]
+    policy = make_policy(tuple(spaces["obs_shape"]), spaces["num_actions"], cfg.policy)
+    policy.load_state_dict(state["policy"])
+    policy.eval()
+    return policy, cfg, state
+
+
+def evaluate(
+    path: str | os.PathLike[str],
+    episodes: int = 100,
+    seed: int = 12345,
+    deterministic: bool = True,
+    overrides: Sequence[str] = (),
+    max_steps: int = 1_000_000,
+) -> dict[str, Any]:
+    """Run ``episodes`` episodes of the checkpoint's policy and report their returns.
+
+    Args:
+        path: run directory (latest checkpoint) or checkpoint file.
+        episodes: number of episodes; each runs in its own env instance, all stepped together.
+        seed: seed of the evaluation envs.
+        deterministic: argmax actions instead of sampling.
+        overrides: dotlist overrides of the run's config, e.g. ``env.max_steps=1000``.
+        max_steps: give up (ValueError) if episodes have not finished after this many steps.
+
+    Returns:
+        ``{"mean_return", "std_return", "episodes", "mean_length", "checkpoint", "global_step"}``.
+    """
+    policy, cfg, state = load_policy(path)
+    if overrides:
+        try:
+            merged: Any = OmegaConf.merge(cfg, OmegaConf.from_dotlist(list(overrides)))
+            cfg = validate(merged)
+        except ConfigError:
+            raise
+        except Exception as exc:
+            raise ValueError(f"invalid override in {list(overrides)}: {str(exc).splitlines()[0]}") from None
+    env = make_env(cfg.env, num_envs=episodes, seed=seed)
+    torch.manual_seed(seed)
+    returns = np.zeros(episodes)
+    lengths = np.zeros(episodes, dtype=np.int64)
+    finished = np.zeros(episodes, dtype=bool)
+    env.reset(seed)
+    try:
+        with torch.no_grad():
+            for _ in range(max_steps):
+                logits, _ = policy(torch.from_numpy(env.observations))
+                if deterministic:
+                    actions = logits.argmax(-1)
+                else:
+                    actions = torch.multinomial(torch.softmax(logits, -1), 1).squeeze(-1)
+                env.step(actions.numpy().astype(env.actions.dtype))
+                running = ~finished
+                returns[running] += env.rewards[running]
+                lengths[running] += 1
+                finished |= env.terminals | env.truncations
+                if finished.all():
+                    break
+            else:
+                raise ValueError(f"episodes did not finish within {max_steps} steps")
+    finally:
+        env.close()
+    return {
+        "mean_return": float(returns.mean()),
+        "std_return": float(returns.std()),
+        "episodes": episodes,
+        "mean_length": float(lengths.mean()),
+        "checkpoint": state["path"],
+        "global_step": int(state["global_step"]),
+    }

@@ -1,0 +1,80 @@
+"""The PPO loss as a pure function (Schulman et al. 2017, https://arxiv.org/abs/1707.06347).
+
+Details follow CleanRL's "37 implementation details" (https://iclr-blog-track.github.io/2022/03/25/ppo-implementation-details/).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass
+class PPOStats:
+    """Diagnostics of one minibatch, as detached tensors."""
+
+    policy_loss: torch.Tensor
+    value_loss: torch.Tensor
+    entropy: torch.Tensor
+    approx_kl: torch.Tensor
+    clipfrac: torch.Tensor
+
+
+def ppo_loss(
+    new_logprobs: torch.Tensor,
+    old_logprobs: torch.Tensor,
+    advantages: torch.Tensor,
+    new_values: torch.Tensor,
+    old_values: torch.Tensor,
+    returns: torch.Tensor,
+    entropy: torch.Tensor,
+    clip_coef: float,
+    vf_coef: float,
+    ent_coef: float,
+    vf_clip_coef: float | None = None,
+) -> tuple[torch.Tensor, PPOStats]:
+    """Clipped-surrogate PPO loss ``pg - ent_coef * entropy + vf_coef * v``.
+
+    Args:
+        new_logprobs: log pi(a|s) under the policy being trained (with gradient).
+        old_logprobs: log pi(a|s) under the policy that collected the data.
+        advantages: advantages, already normalized if wanted.
+        new_values: V(s) being trained (with gradient).
+        old_values: V(s) at collection time (for value clipping).
+        returns: value targets.
+        entropy: policy entropy per sample (with gradient).
+        clip_coef: surrogate clip range epsilon: ratio is clipped to [1 - eps, 1 + eps].
+        vf_coef: weight of the value loss.
+        ent_coef: weight of the entropy bonus.
+        vf_clip_coef: if set, value clipping ``0.5 * max((V - R)^2, (V_old + clip(V - V_old, ±c) - R)^2)``;
+            None gives the plain ``0.5 * (V - R)^2``.
+
+    Returns:
+        ``(loss, stats)``; ``approx_kl = mean((r - 1) - log r)`` (http://joschu.net/blog/kl-approx.html),
+        ``clipfrac = mean(|r - 1| > clip_coef)``.
+
+    Shapes:
+        every tensor argument: [B] (one minibatch).
+    """
+    logratio = new_logprobs - old_logprobs
+    ratio = logratio.exp()
+    pg_loss = torch.max(-advantages * ratio, -advantages * ratio.clamp(1.0 - clip_coef, 1.0 + clip_coef)).mean()
+
+    if vf_clip_coef is None:
+        v_loss = 0.5 * (new_values - returns).pow(2).mean()
+    else:
+        v_clipped = old_values + (new_values - old_values).clamp(-vf_clip_coef, vf_clip_coef)
+        v_loss = 0.5 * torch.max((new_values - returns).pow(2), (v_clipped - returns).pow(2)).mean()
+
+    entropy_mean = entropy.mean()
+    loss = pg_loss - ent_coef * entropy_mean + vf_coef * v_loss
+    with torch.no_grad():
+        stats = PPOStats(
+            policy_loss=pg_loss.detach(),
+            value_loss=v_loss.detach(),
+            entropy=entropy_mean.detach(),
+            approx_kl=((ratio - 1.0) - logratio).mean(),
+            clipfrac=((ratio - 1.0).abs() > clip_coef).float().mean(),
+        )
+    return loss, stats

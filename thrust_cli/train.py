@@ -1,0 +1,307 @@
+"""PPO training: ``train(cfg)`` is a plain function of a composed config.
+
+The algorithm reads top to bottom: rollout → bootstrap → advantages → minibatch epochs → log/checkpoint.
+Index convention: see :mod:`thrust_cli.rollout`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import signal
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from .advantage import gae
+from .checkpoint import save_checkpoint
+from .config import validate
+from .envs import make_vector
+from .logging import RunLogger
+from .loss import ppo_loss
+from .optim import Adam
+from .policies import evaluate_actions, make_policy, sample_actions
+from .rollout import EpisodeTracker, Rollout
+
+
+class TrainingError(RuntimeError):
+    """Training stopped on a fault (NaN loss, crashed env); the message is one line for the user."""
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise TrainingError("device=cuda but CUDA is not available; allowed here: cpu, auto")
+    return torch.device(name)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def train(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
+    """Train a policy as configured and write the run into ``run_dir``.
+
+    Args:
+        cfg: a composed config (``conf/config.yaml`` plus overrides); validated here.
+        run_dir: directory for ``metrics.jsonl``, TensorBoard events, ``checkpoints/`` and ``summary.json``.
+
+    Returns:
+        The summary written to ``summary.json``.
+
+    Raises:
+        ConfigError: invalid config. TrainingError: a fault stopped training (the last good checkpoint stays).
+    """
+    run = validate(cfg)
+    # plain dataclasses: DictConfig attribute access costs microseconds, too much inside the loops
+    algo: Any = OmegaConf.to_object(run.algo)
+    tcfg: Any = OmegaConf.to_object(run.train)
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if tcfg.torch_threads > 0:
+        torch.set_num_threads(tcfg.torch_threads)
+    seed_everything(run.seed)
+    device = resolve_device(run.device)
+    start = time.perf_counter()
+
+    vec = make_vector(run)
+    obs_space, act_space = vec.single_observation_space, vec.single_action_space
+    if not hasattr(act_space, "n"):
+        vec.close()
+        raise TrainingError(f"action space {act_space} is not supported yet; allowed: Discrete")
+    policy = make_policy(obs_space.shape, int(act_space.n), run.policy).to(device)
+    optimizer = Adam(policy.parameters(), lr=run.lr, eps=1e-5)
+
+    T, N = algo.num_steps, vec.num_agents
+    batch_size = T * N
+    minibatch_size = min(algo.minibatch_size, batch_size)
+    num_updates = max(1, math.ceil(tcfg.total_timesteps / batch_size))
+    obs_dtype = torch.from_numpy(np.zeros(0, dtype=obs_space.dtype)).dtype
+    buf = Rollout.allocate(T, N, obs_space.shape, obs_dtype, device)
+    tracker = EpisodeTracker(N, window=max(tcfg.target_window, 100))
+    logger = RunLogger(run_dir, num_updates * batch_size, tcfg.progress, tcfg.tensorboard)
+    config_container = OmegaConf.to_container(run, resolve=True)
+    spaces = {
+        "obs_shape": list(obs_space.shape),
+        "obs_dtype": str(obs_space.dtype),
+        "num_actions": int(act_space.n),
+    }
+
+    def checkpoint() -> Path:
+        state = {
+            "policy": policy.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "global_step": global_step,
+            "update": update,
+            "config": config_container,
+            "spaces": spaces,
+        }
+        return save_checkpoint(run_dir, state, global_step)
+
+    global_step, update = 0, 0
+    solved_at_step: int | None = None
+    solved_at_s: float | None = None
+    status = "completed"
+    next_checkpoint = tcfg.checkpoint_interval
+    vec.reset(seed=run.seed)
+    next_obs = torch.from_numpy(vec.observations)  # a view: the env overwrites it in place every step
+    train_start = time.perf_counter()
+    interrupted = _InterruptFlag()
+    timing = {"rollout_s": 0.0, "learn_s": 0.0}
+
+    try:
+        for update in range(1, num_updates + 1):
+            if algo.anneal_lr:
+                optimizer.param_groups[0]["lr"] = run.lr * (1.0 - (update - 1.0) / num_updates)
+
+            # rollout: T steps of all N agents, no per-agent Python loop
+            rollout_begin = time.perf_counter()
+            for t in range(T):
+                buf.obs[t].copy_(next_obs)
+                with torch.no_grad():
+                    logits, value = policy(buf.obs[t])
+                    action, logprob = sample_actions(logits)
+                buf.actions[t] = action
+                buf.logprobs[t] = logprob
+                buf.values[t] = value
+                vec.send(action.cpu().numpy())
+                _, rewards, terminals, truncations, _, _ = vec.recv()
+                buf.rewards[t].copy_(torch.from_numpy(rewards))
+                buf.terminals[t].copy_(torch.from_numpy(terminals))
+                dones = terminals | truncations
+                buf.dones[t].copy_(torch.from_numpy(dones))
+                if truncations.any():
+                    # bootstrap a truncated episode from its final observation, not the auto-reset one
+                    idx = torch.from_numpy(np.flatnonzero(truncations & ~terminals))
+                    buf.truncated[t].zero_()
+                    buf.truncated[t, idx] = True
+                    with torch.no_grad():
+                        final_obs = torch.from_numpy(vec.final_observations[idx.numpy()]).to(device)
+                        buf.final_values[t, idx] = policy.value(final_obs)
+                else:
+                    buf.truncated[t].zero_()
+                global_step += N
+                if tracker.step(rewards, dones) and tcfg.target_return is not None and solved_at_step is None:
+                    mean = tracker.mean_return(tcfg.target_window)
+                    if mean is not None and mean >= tcfg.target_return:
+                        solved_at_step, solved_at_s = global_step, time.perf_counter() - start
+                if solved_at_step is not None or interrupted.flag:
+                    break
+            if solved_at_step is not None or interrupted.flag:
+                break
+
+            # bootstrap value if not done, then GAE (time on the last axis)
+            learn_begin = time.perf_counter()
+            timing["rollout_s"] += learn_begin - rollout_begin
+            with torch.no_grad():
+                last_value = policy.value(next_obs.to(device))
+                next_values = buf.next_values(last_value)
+                advantages, returns = gae(
+                    buf.rewards.T,
+                    buf.values.T,
+                    next_values.T,
+                    buf.terminals.T,
+                    buf.dones.T,
+                    algo.gamma,
+                    algo.gae_lambda,
+                )
+
+            # flatten the batch
+            b_obs = buf.obs.reshape(batch_size, *obs_space.shape)
+            b_actions = buf.actions.reshape(-1)
+            b_logprobs = buf.logprobs.reshape(-1)
+            b_values = buf.values.reshape(-1)
+            b_advantages = advantages.T.reshape(-1)
+            b_returns = returns.T.reshape(-1)
+
+            # minibatch epochs
+            stats = []
+            for _epoch in range(algo.update_epochs):
+                perm = torch.randperm(batch_size, device=device)
+                for mb_start in range(0, batch_size - minibatch_size + 1, minibatch_size):
+                    mb = perm[mb_start : mb_start + minibatch_size]
+                    logits, new_values = policy(b_obs[mb])
+                    new_logprobs, entropy = evaluate_actions(logits, b_actions[mb])
+                    mb_advantages = b_advantages[mb]
+                    if algo.norm_adv:
+                        mb_advantages = (mb_advantages - mb_advantages.mean()) / (mb_advantages.std() + 1e-8)
+                    loss, mb_stats = ppo_loss(
+                        new_logprobs,
+                        b_logprobs[mb],
+                        mb_advantages,
+                        new_values,
+                        b_values[mb],
+                        b_returns[mb],
+                        entropy,
+                        algo.clip_coef,
+                        algo.vf_coef,
+                        algo.ent_coef,
+                        algo.vf_clip_coef,
+                    )
+                    if not torch.isfinite(loss):
+                        raise TrainingError(
+                            f"non-finite loss ({loss.item()}) at global_step {global_step}; "
+                            "the last good checkpoint is kept"
+                        )
+                    optimizer.zero_grad(set_to_none=True)
+                    loss.backward()
+                    torch.nn.utils.clip_grad_norm_(policy.parameters(), algo.max_grad_norm)
+                    optimizer.step()
+                    stats.append(mb_stats)
+                if algo.target_kl is not None and stats and stats[-1].approx_kl > algo.target_kl:
+                    break
+
+            # log and checkpoint
+            timing["learn_s"] += time.perf_counter() - learn_begin
+            metrics = _metrics(stats, global_step, start, train_start, tracker, b_values, b_returns, vec)
+            logger.log(metrics | {f"time/{k}": v for k, v in timing.items()})
+            if global_step >= next_checkpoint:
+                checkpoint()
+                next_checkpoint += tcfg.checkpoint_interval
+    except KeyboardInterrupt:
+        interrupted.flag = True
+    finally:
+        interrupted.restore()
+        logger.close()
+        vec.close()
+
+    if interrupted.flag:
+        status = "interrupted"
+    elif solved_at_step is not None:
+        status = "solved"
+    checkpoint()
+    wall = time.perf_counter() - start
+    summary = {
+        "status": status,
+        "global_step": global_step,
+        "wall_time_s": wall,
+        "sps": global_step / max(time.perf_counter() - train_start, 1e-9),
+        "mean_return_last_100": tracker.mean_return(min(100, len(tracker.recent_returns)) or None),
+        "episodes": tracker.episodes,
+        "solved_at_step": solved_at_step,
+        "solved_at_s": solved_at_s,
+        "startup_s": train_start - start,
+        **timing,
+    }
+    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    return summary
+
+
+def _metrics(
+    stats: list[Any],
+    global_step: int,
+    start: float,
+    train_start: float,
+    tracker: EpisodeTracker,
+    b_values: torch.Tensor,
+    b_returns: torch.Tensor,
+    vec: Any,
+) -> dict[str, Any]:
+    now = time.perf_counter()
+    mean_ret, mean_len = tracker.pop_since()
+    var_returns = b_returns.var()
+    explained_var = (1.0 - (b_returns - b_values).var() / var_returns).item() if var_returns > 0 else float("nan")
+    metrics: dict[str, Any] = {
+        "global_step": global_step,
+        "time_s": now - start,
+        "sps": global_step / max(now - train_start, 1e-9),
+        "episode_return": mean_ret,
+        "episode_length": mean_len,
+        "explained_variance": explained_var,
+    }
+    if stats:
+        for key in asdict(stats[0]):
+            metrics[key] = float(torch.stack([getattr(s, key) for s in stats]).mean())
+    metrics.update({f"env/{k}": v for k, v in vec.log().items()})
+    return metrics
+
+
+class _InterruptFlag:
+    """Turns the first Ctrl-C into a flag so the run stops at a step boundary and saves; a second one raises."""
+
+    def __init__(self) -> None:
+        self.flag = False
+        self._previous: Any = None
+        try:
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+        except ValueError:  # not the main thread
+            self._previous = None
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.flag:
+            raise KeyboardInterrupt
+        self.flag = True
+
+    def restore(self) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+            self._previous = None
