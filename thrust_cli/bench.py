@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import re
+import shutil
 import statistics
+import subprocess
 import tempfile
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -48,13 +52,32 @@ def env_steps_per_second(env_cfg: Any, num_envs: int, seconds: float, repeats: i
     return statistics.median(rates)
 
 
+def c_reference(env_name: str) -> dict[str, float]:
+    """Compile ``envs_cython/<env>/<env>_main.c`` with gcc -O3 and run its ``--bench`` (plain C loops over 4096
+    envs next to the core's step-all loop); return ``{loop name: steps/s}``. Empty if there is no such program
+    or no C compiler."""
+    import envs_cython
+
+    source = Path(envs_cython.__file__).parent / env_name / f"{env_name}_main.c"
+    compiler = shutil.which("gcc") or shutil.which("cc")
+    if not source.is_file() or compiler is None:
+        return {}
+    with tempfile.TemporaryDirectory() as tmp:
+        binary = str(Path(tmp) / "bench")
+        subprocess.run([compiler, "-std=c99", "-O3", "-ffp-contract=off", str(source), "-lm", "-o", binary], check=True)
+        out = subprocess.run([binary, "--bench"], capture_output=True, text=True, check=True).stdout
+    return {m[1].strip(): float(m[2]) * 1e6 for m in re.finditer(r"^(.+?)\s+([\d.]+)M steps/s", out, re.M)}
+
+
 def run_bench(
     cfg: DictConfig,
     seconds: float = 1.0,
     train_steps: int = 200_000,
     echo: Callable[[str], Any] | None = print,
+    reference: bool = True,
 ) -> dict[str, Any]:
-    """Measure env steps/s for several ``num_envs`` and the training SPS of the composed config."""
+    """Measure env steps/s for several ``num_envs``, the plain-C reference loops where the env has one, and the
+    training SPS of the composed config."""
     run = validate(cfg)
     result: dict[str, Any] = {"env": run.env.name, "env_steps_per_s": {}}
     sizes = ENV_SIZES if run.env.name != "gym" else (1, 8, 64)
@@ -63,6 +86,11 @@ def run_bench(
         result["env_steps_per_s"][str(num_envs)] = sps
         if echo:
             echo(f"env {run.env.name:10s} num_envs={num_envs:6d}  {sps / 1e6:8.2f} M steps/s")
+    if reference and run.env.name != "gym":
+        result["c_reference_steps_per_s"] = c_reference(run.env.name)
+        for name, sps in result["c_reference_steps_per_s"].items():
+            if echo:
+                echo(f"C reference {name:28s} {sps / 1e6:8.2f} M steps/s (4096 envs, no Python)")
     if train_steps > 0:
         from .train import train
 

@@ -140,6 +140,7 @@ def bench(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
     seconds: float = typer.Option(1.0, "--seconds", min=0.05, help="Seconds per env measurement (median of 5)."),
     train_steps: int = typer.Option(200_000, "--train-steps", min=0, help="Env steps of the training run (0: skip)."),
+    reference: bool = typer.Option(True, help="Also compile and time the env's plain C reference loop (gcc)."),
 ) -> None:
     """Benchmark env stepping (one process, random actions, several num_envs) and training SPS."""
     from .bench import run_bench
@@ -147,7 +148,13 @@ def bench(
     overrides = list(ctx.args)
     composed = _compose(overrides)
     try:
-        result = run_bench(composed, seconds=seconds, train_steps=train_steps, echo=None if as_json else typer.echo)
+        result = run_bench(
+            composed,
+            seconds=seconds,
+            train_steps=train_steps,
+            echo=None if as_json else typer.echo,
+            reference=reference,
+        )
     except ValueError as exc:
         fail(str(exc))
     if as_json:

@@ -45,9 +45,20 @@ class RunLogger:
         self._live: Any = None
         if progress == "rich":
             from rich.console import Console
-            from rich.live import Live
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-            self._live = Live(console=Console(file=self.stream), refresh_per_second=4, transient=False)
+            self._live = Progress(
+                TextColumn("[bold]train"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("[cyan]{task.fields[sps]} SPS"),
+                TextColumn("return [green]{task.fields[ret]}"),
+                TextColumn("{task.fields[elapsed]}"),
+                TimeRemainingColumn(),
+                console=Console(file=self.stream),
+                refresh_per_second=4,
+            )
+            self._task = self._live.add_task("train", total=total_steps, sps="-", ret="-", elapsed="")
             self._live.start()
 
     def log(self, metrics: dict[str, Any]) -> None:
@@ -67,9 +78,13 @@ class RunLogger:
             f"return {ret if ret is None else f'{ret:8.2f}'}  t {m.get('time_s', 0):6.1f}s"
         )
         if self._live is not None:
-            from rich.text import Text
-
-            self._live.update(Text(text))
+            self._live.update(
+                self._task,
+                completed=m["global_step"],
+                sps=f"{m.get('sps', 0):,.0f}",
+                ret="-" if ret is None else f"{ret:.1f}",
+                elapsed=f"{m.get('time_s', 0):.1f}s",
+            )
         elif time.monotonic() - self._last_plain >= 1.0:
             self._last_plain = time.monotonic()
             print(text, file=self.stream, flush=True)
