@@ -1,14 +1,8 @@
 """Advantage estimators as pure functions of tensors.
 
-Index convention (the one used everywhere in Thrust, see :mod:`thrust_cli.rollout`): time is the LAST axis and
-index t describes the transition t → t+1, as in TorchRL/rlax:
-
-- ``rewards[..., t]``: reward for the action taken at step t,
-- ``values[..., t]``: V(s_t),
-- ``next_values[..., t]``: V(s_{t+1}) of the *same* episode; where the episode was truncated at t this is V of
-  the final observation, never V of the auto-reset observation,
-- ``terminals[..., t]``: the action at t ended the episode in an MDP terminal state (no bootstrap),
-- ``dones[..., t]``: the episode ended at t for any reason (terminal or truncation): the trace is cut.
+Time is the LAST axis and row t describes the transition t → t+1; the full index convention (which step a
+reward, terminal or truncation belongs to, and where ``next_values`` comes from at a truncation) is written once,
+in :mod:`thrust_cli.rollout`.
 """
 
 from __future__ import annotations

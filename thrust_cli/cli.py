@@ -7,6 +7,7 @@ Only Typer is imported at start-up; torch, Hydra and the envs load inside the co
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -162,12 +163,27 @@ def bench(
 
 
 def main() -> None:
-    """Console-script entry point."""
+    """Console-script entry point.
+
+    Ends with ``os._exit`` after flushing: torch's interpreter teardown costs ~0.4 s here, an eighth of the
+    whole time to solve CartPole. Everything a command writes is closed (and checkpoints fsynced) before it
+    returns, so nothing relies on atexit handlers.
+    """
+    code = 0
     try:
         app()
+    except SystemExit as exc:
+        if isinstance(exc.code, str):
+            print(exc.code, file=sys.stderr)
+            code = 1
+        else:
+            code = exc.code or 0
     except KeyboardInterrupt:
-        typer.echo("interrupted", err=True)
-        sys.exit(130)
+        print("interrupted", file=sys.stderr)
+        code = 130
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 if __name__ == "__main__":
