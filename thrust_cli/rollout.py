@@ -37,6 +37,7 @@ class Rollout:
     dones: torch.Tensor
     truncated: torch.Tensor
     final_values: torch.Tensor
+    last_values: torch.Tensor
 
     @classmethod
     def allocate(
@@ -62,16 +63,17 @@ class Rollout:
             dones=zeros(T, N, dtype=torch.bool),
             truncated=zeros(T, N, dtype=torch.bool),
             final_values=zeros(T, N),
+            last_values=zeros(N),
         )
 
-    def next_values(self, last_value: torch.Tensor) -> torch.Tensor:
-        """V(s_{t+1}) per row: the next row's value, ``last_value`` after the last row, and V(final obs) where
-        the episode was truncated.
+    def next_values(self) -> torch.Tensor:
+        """V(s_{t+1}) per row: the next row's value, ``last_values`` (V of the observation after the last row)
+        after the last row, and V(final obs) where the episode was truncated.
 
         Shapes:
-            last_value: [N]; returns [T, N].
+            returns [T, N].
         """
-        shifted = torch.cat([self.values[1:], last_value.unsqueeze(0)], dim=0)
+        shifted = torch.cat([self.values[1:], self.last_values.unsqueeze(0)], dim=0)
         return torch.where(self.truncated, self.final_values, shifted)
 
 
@@ -91,13 +93,13 @@ class EpisodeTracker:
         self.episodes = 0
         self._since = [0.0, 0.0, 0]  # return sum, length sum, count since the last pop_since()
 
-    def step(self, rewards: np.ndarray, dones: np.ndarray) -> int:
-        """Account one step; return how many episodes finished in it."""
-        self.returns += rewards
-        self.lengths += 1
+    def step(self, rewards: np.ndarray, dones: np.ndarray, agents: slice | np.ndarray = slice(None)) -> int:
+        """Account one step of ``agents`` (all by default); return how many episodes finished in it."""
+        self.returns[agents] += rewards
+        self.lengths[agents] += 1
         if not dones.any():
             return 0
-        idx = np.flatnonzero(dones)
+        idx = np.arange(len(self.returns))[agents][dones]
         self.recent_returns.extend(self.returns[idx].tolist())
         self.recent_lengths.extend(self.lengths[idx].tolist())
         self._since[0] += float(self.returns[idx].sum())

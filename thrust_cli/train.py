@@ -21,12 +21,13 @@ from omegaconf import DictConfig, OmegaConf
 
 from .advantage import gae
 from .checkpoint import save_checkpoint
+from .collector import Collector
 from .config import validate
 from .envs import make_vector
 from .logging import RunLogger
-from .loss import ppo_loss
+from .loss import PPOStats, ppo_loss
 from .optim import Adam
-from .policies import evaluate_actions, make_policy, sample_actions
+from .policies import evaluate_actions, make_policy
 from .rollout import EpisodeTracker, Rollout
 
 
@@ -83,10 +84,7 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
 
     T, N = algo.num_steps, vec.num_agents
     batch_size = T * N
-    minibatch_size = min(algo.minibatch_size, batch_size)
     num_updates = max(1, math.ceil(tcfg.total_timesteps / batch_size))
-    obs_dtype = torch.from_numpy(np.zeros(0, dtype=obs_space.dtype)).dtype
-    buf = Rollout.allocate(T, N, obs_space.shape, obs_dtype, device)
     tracker = EpisodeTracker(N, window=max(tcfg.target_window, 100))
     logger = RunLogger(run_dir, num_updates * batch_size, tcfg.progress, tcfg.tensorboard)
     config_container = OmegaConf.to_container(run, resolve=True)
@@ -95,136 +93,53 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
         "obs_dtype": str(obs_space.dtype),
         "num_actions": int(act_space.n),
     }
+    update = 0
+    solved: dict[str, Any] = {"step": None, "s": None}
+    interrupted = _InterruptFlag()
+
+    def stop(global_step: int) -> bool:
+        """Checked after every stored step: Ctrl-C, or the target return reached."""
+        if tcfg.target_return is not None and solved["step"] is None:
+            mean = tracker.mean_return(tcfg.target_window)
+            if mean is not None and mean >= tcfg.target_return:
+                solved.update(step=global_step, s=time.perf_counter() - start)
+        return interrupted.flag or solved["step"] is not None
+
+    collector = Collector(vec, policy, T, device, tracker, stop)
 
     def checkpoint() -> Path:
         state = {
             "policy": policy.state_dict(),
             "optimizer": optimizer.state_dict(),
-            "global_step": global_step,
+            "global_step": collector.global_step,
             "update": update,
             "config": config_container,
             "spaces": spaces,
         }
-        return save_checkpoint(run_dir, state, global_step)
+        return save_checkpoint(run_dir, state, collector.global_step)
 
-    global_step, update = 0, 0
-    solved_at_step: int | None = None
-    solved_at_s: float | None = None
-    status = "completed"
     next_checkpoint = tcfg.checkpoint_interval
     vec.reset(seed=run.seed)
-    next_obs = torch.from_numpy(vec.observations)  # a view: the env overwrites it in place every step
     train_start = time.perf_counter()
-    interrupted = _InterruptFlag()
     timing = {"rollout_s": 0.0, "learn_s": 0.0}
-
     try:
         for update in range(1, num_updates + 1):
-            if algo.anneal_lr:
-                optimizer.param_groups[0]["lr"] = run.lr * (1.0 - (update - 1.0) / num_updates)
-
-            # rollout: T steps of all N agents, no per-agent Python loop
+            # rollout (sync or async groups of agents, see collector.py)
             rollout_begin = time.perf_counter()
-            for t in range(T):
-                buf.obs[t].copy_(next_obs)
-                with torch.no_grad():
-                    logits, value = policy(buf.obs[t])
-                    action, logprob = sample_actions(logits)
-                buf.actions[t] = action
-                buf.logprobs[t] = logprob
-                buf.values[t] = value
-                vec.send(action.cpu().numpy())
-                _, rewards, terminals, truncations, _, _ = vec.recv()
-                buf.rewards[t].copy_(torch.from_numpy(rewards))
-                buf.terminals[t].copy_(torch.from_numpy(terminals))
-                dones = terminals | truncations
-                buf.dones[t].copy_(torch.from_numpy(dones))
-                if truncations.any():
-                    # bootstrap a truncated episode from its final observation, not the auto-reset one
-                    idx = torch.from_numpy(np.flatnonzero(truncations & ~terminals))
-                    buf.truncated[t].zero_()
-                    buf.truncated[t, idx] = True
-                    with torch.no_grad():
-                        final_obs = torch.from_numpy(vec.final_observations[idx.numpy()]).to(device)
-                        buf.final_values[t, idx] = policy.value(final_obs)
-                else:
-                    buf.truncated[t].zero_()
-                global_step += N
-                if tracker.step(rewards, dones) and tcfg.target_return is not None and solved_at_step is None:
-                    mean = tracker.mean_return(tcfg.target_window)
-                    if mean is not None and mean >= tcfg.target_return:
-                        solved_at_step, solved_at_s = global_step, time.perf_counter() - start
-                if solved_at_step is not None or interrupted.flag:
-                    break
-            if solved_at_step is not None or interrupted.flag:
-                break
-
-            # bootstrap value if not done, then GAE (time on the last axis)
+            buf = collector.collect()
             learn_begin = time.perf_counter()
             timing["rollout_s"] += learn_begin - rollout_begin
-            with torch.no_grad():
-                last_value = policy.value(next_obs.to(device))
-                next_values = buf.next_values(last_value)
-                advantages, returns = gae(
-                    buf.rewards.T,
-                    buf.values.T,
-                    next_values.T,
-                    buf.terminals.T,
-                    buf.dones.T,
-                    algo.gamma,
-                    algo.gae_lambda,
-                )
-
-            # flatten the batch
-            b_obs = buf.obs.reshape(batch_size, *obs_space.shape)
-            b_actions = buf.actions.reshape(-1)
-            b_logprobs = buf.logprobs.reshape(-1)
-            b_values = buf.values.reshape(-1)
-            b_advantages = advantages.T.reshape(-1)
-            b_returns = returns.T.reshape(-1)
-
-            # minibatch epochs
-            stats = []
-            for _epoch in range(algo.update_epochs):
-                perm = torch.randperm(batch_size, device=device)
-                for mb_start in range(0, batch_size - minibatch_size + 1, minibatch_size):
-                    mb = perm[mb_start : mb_start + minibatch_size]
-                    logits, new_values = policy(b_obs[mb])
-                    new_logprobs, entropy = evaluate_actions(logits, b_actions[mb])
-                    mb_advantages = b_advantages[mb]
-                    if algo.norm_adv:
-                        mb_advantages = (mb_advantages - mb_advantages.mean()) / (mb_advantages.std() + 1e-8)
-                    loss, mb_stats = ppo_loss(
-                        new_logprobs,
-                        b_logprobs[mb],
-                        mb_advantages,
-                        new_values,
-                        b_values[mb],
-                        b_returns[mb],
-                        entropy,
-                        algo.clip_coef,
-                        algo.vf_coef,
-                        algo.ent_coef,
-                        algo.vf_clip_coef,
-                    )
-                    if not torch.isfinite(loss):
-                        raise TrainingError(
-                            f"non-finite loss ({loss.item()}) at global_step {global_step}; "
-                            "the last good checkpoint is kept"
-                        )
-                    optimizer.zero_grad(set_to_none=True)
-                    loss.backward()
-                    torch.nn.utils.clip_grad_norm_(policy.parameters(), algo.max_grad_norm)
-                    optimizer.step()
-                    stats.append(mb_stats)
-                if algo.target_kl is not None and stats and stats[-1].approx_kl > algo.target_kl:
-                    break
+            if buf is None:
+                break
+            if algo.anneal_lr:
+                optimizer.param_groups[0]["lr"] = run.lr * (1.0 - (update - 1.0) / num_updates)
+            stats, b_values, b_returns = ppo_update(policy, optimizer, buf, algo, collector.global_step)
+            timing["learn_s"] += time.perf_counter() - learn_begin
 
             # log and checkpoint
-            timing["learn_s"] += time.perf_counter() - learn_begin
-            metrics = _metrics(stats, global_step, start, train_start, tracker, b_values, b_returns, vec)
+            metrics = _metrics(stats, collector.global_step, start, train_start, tracker, b_values, b_returns, vec)
             logger.log(metrics | {f"time/{k}": v for k, v in timing.items()})
-            if global_step >= next_checkpoint:
+            if collector.global_step >= next_checkpoint:
                 checkpoint()
                 next_checkpoint += tcfg.checkpoint_interval
     except KeyboardInterrupt:
@@ -234,26 +149,94 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
         logger.close()
         vec.close()
 
-    if interrupted.flag:
-        status = "interrupted"
-    elif solved_at_step is not None:
-        status = "solved"
+    status = "interrupted" if interrupted.flag else "solved" if solved["step"] is not None else "completed"
     checkpoint()
-    wall = time.perf_counter() - start
+    global_step = collector.global_step
     summary = {
         "status": status,
         "global_step": global_step,
-        "wall_time_s": wall,
+        "wall_time_s": time.perf_counter() - start,
         "sps": global_step / max(time.perf_counter() - train_start, 1e-9),
         "mean_return_last_100": tracker.mean_return(min(100, len(tracker.recent_returns)) or None),
         "episodes": tracker.episodes,
-        "solved_at_step": solved_at_step,
-        "solved_at_s": solved_at_s,
+        "solved_at_step": solved["step"],
+        "solved_at_s": solved["s"],
         "startup_s": train_start - start,
         **timing,
     }
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary
+
+
+def ppo_update(
+    policy: torch.nn.Module, optimizer: Adam, buf: Rollout, algo: Any, global_step: int
+) -> tuple[list[PPOStats], torch.Tensor, torch.Tensor]:
+    """GAE on a full rollout, then ``update_epochs`` passes of shuffled minibatches of the PPO loss.
+
+    Returns:
+        The per-minibatch statistics, and the flat values and returns (for explained variance).
+
+    Raises:
+        TrainingError: a non-finite loss (the parameters are not touched by it).
+    """
+    # bootstrap value if not done, then GAE (time on the last axis)
+    with torch.no_grad():
+        advantages, returns = gae(
+            buf.rewards.T,
+            buf.values.T,
+            buf.next_values().T,
+            buf.terminals.T,
+            buf.dones.T,
+            algo.gamma,
+            algo.gae_lambda,
+        )
+
+    # flatten the batch
+    batch_size = buf.rewards.numel()
+    minibatch_size = min(algo.minibatch_size, batch_size)
+    b_obs = buf.obs.reshape(batch_size, *buf.obs.shape[2:])
+    b_actions = buf.actions.reshape(-1)
+    b_logprobs = buf.logprobs.reshape(-1)
+    b_values = buf.values.reshape(-1)
+    b_advantages = advantages.T.reshape(-1)
+    b_returns = returns.T.reshape(-1)
+
+    # minibatch epochs
+    stats: list[PPOStats] = []
+    for _epoch in range(algo.update_epochs):
+        perm = torch.randperm(batch_size, device=b_obs.device)
+        for mb_start in range(0, batch_size - minibatch_size + 1, minibatch_size):
+            mb = perm[mb_start : mb_start + minibatch_size]
+            logits, new_values = policy(b_obs[mb])
+            new_logprobs, entropy = evaluate_actions(logits, b_actions[mb])
+            mb_advantages = b_advantages[mb]
+            if algo.norm_adv:
+                mb_advantages = (mb_advantages - mb_advantages.mean()) / (mb_advantages.std() + 1e-8)
+            loss, mb_stats = ppo_loss(
+                new_logprobs,
+                b_logprobs[mb],
+                mb_advantages,
+                new_values,
+                b_values[mb],
+                b_returns[mb],
+                entropy,
+                algo.clip_coef,
+                algo.vf_coef,
+                algo.ent_coef,
+                algo.vf_clip_coef,
+            )
+            if not torch.isfinite(loss):
+                raise TrainingError(
+                    f"non-finite loss ({loss.item()}) at global_step {global_step}; the last good checkpoint is kept"
+                )
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(policy.parameters(), algo.max_grad_norm)
+            optimizer.step()
+            stats.append(mb_stats)
+        if algo.target_kl is not None and stats and stats[-1].approx_kl > algo.target_kl:
+            break
+    return stats, b_values, b_returns
 
 
 def _metrics(

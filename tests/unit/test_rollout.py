@@ -13,7 +13,8 @@ def test_next_values_shift_by_one_and_use_final_values_at_truncations() -> None:
     buf.values.copy_(torch.tensor([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]]))
     buf.truncated[1, 0] = True
     buf.final_values[1, 0] = 9.0
-    nv = buf.next_values(torch.tensor([7.0, 8.0]))
+    buf.last_values.copy_(torch.tensor([7.0, 8.0]))
+    nv = buf.next_values()
     # row t holds V(s_{t+1}); at the truncation the final observation's value, never the reset one (5.0)
     assert nv.tolist() == [[3.0, 4.0], [9.0, 6.0], [7.0, 8.0]]
 

@@ -1,0 +1,133 @@
+"""Fill rollouts from a vectorizer, in sync mode (every ``recv()`` returns all agents) or async mode (each
+``recv()`` returns the first ready group of workers, EnvPool style, so env stepping overlaps inference).
+
+Each group of agents advances through rows of the rollout on its own. A group that has taken ``T`` steps
+delivers the bootstrap observation of that rollout and moves on to row 0 of the next one, acting with the
+current (not yet updated) policy: its behaviour log-probs are stored, so PPO's ratio accounts for the one-update
+lag. The rollout is handed to the learner once every agent has completed it; the group that completed it waits
+(its actions are not sent) until the next :meth:`Collector.collect`, which then acts with the updated policy.
+Two rollout buffers alternate; a group more than one rollout ahead of the slowest (never seen with equal
+workers) keeps stepping but its transitions are not stored, so nothing blocks and nothing is overwritten.
+Index convention: :mod:`thrust_cli.rollout`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import torch
+
+from .policies import sample_actions
+from .rollout import EpisodeTracker, Rollout
+
+GroupKey = tuple[int, int]
+
+
+class Collector:
+    """Steps ``vec`` with ``policy`` and stores transitions into two alternating :class:`Rollout` buffers.
+
+    Args:
+        vec: a vectorizer (``reset/send/recv``, ``num_agents``, ``final_observations``).
+        policy: module returning ``(logits, values)``; ``policy.value(obs)`` for bootstrap values.
+        num_steps: rows T of a rollout per agent.
+        device: where the rollout tensors live.
+        tracker: episode accounting over all agents.
+        stop: called after every stored step; returning True makes :meth:`collect` return None.
+    """
+
+    def __init__(
+        self,
+        vec: Any,
+        policy: Any,
+        num_steps: int,
+        device: torch.device,
+        tracker: EpisodeTracker,
+        stop: Callable[[int], bool],
+    ) -> None:
+        obs_space = vec.single_observation_space
+        obs_dtype = torch.from_numpy(np.zeros(0, dtype=obs_space.dtype)).dtype
+        self.vec, self.policy, self.T, self.device = vec, policy, num_steps, device
+        self.num_agents = vec.num_agents
+        self.bufs = [Rollout.allocate(num_steps, self.num_agents, obs_space.shape, obs_dtype, device) for _ in range(2)]
+        self.tracker, self.stop = tracker, stop
+        self.seq = 0  # the rollout being completed
+        self.position: dict[GroupKey, tuple[int, int]] = {}  # (rollout, row) of the group's next observation
+        self.pending: dict[GroupKey, tuple[int, int]] = {}  # (rollout, row) awaiting the group's rewards
+        self.completed: dict[int, int] = {}  # agents that completed rollout `seq` so far
+        self.global_step = 0
+
+    def collect(self) -> Rollout | None:
+        """Step until rollout ``seq`` is complete and return its buffer (None if ``stop`` asked to stop)."""
+        while True:
+            obs, rewards, terminals, truncations, _, agent_ids = self.vec.recv()
+            key = (int(agent_ids[0]), len(agent_ids))
+            first = key[0]
+            contiguous = int(agent_ids[-1]) - first + 1 == key[1]
+            index: Any = slice(first, first + key[1]) if contiguous else torch.from_numpy(agent_ids)
+            # the transition caused by the group's last action
+            pending = self.pending.pop(key, None)
+            if pending is not None:
+                self._store_transition(pending, index, agent_ids, rewards, terminals, truncations)
+                if self.stop(self.global_step):
+                    return None
+            seq, row = self.position.get(key, (self.seq, 0))
+            obs_t = torch.from_numpy(obs).to(self.device)
+            if row == self.T:  # the bootstrap observation of rollout `seq`
+                if seq <= self.seq + 1:
+                    with torch.no_grad():
+                        self.bufs[seq % 2].last_values[index] = self.policy.value(obs_t)
+                    self.completed[seq] = self.completed.get(seq, 0) + key[1]
+                seq, row = seq + 1, 0
+                self.position[key] = (seq, row)
+                if self.completed.get(self.seq, 0) == self.num_agents:
+                    # hand the rollout over; this group acts after the update, on the next collect()
+                    del self.completed[self.seq]
+                    self.seq += 1
+                    return self.bufs[(self.seq - 1) % 2]
+            self._act(key, index, seq, row, obs_t)
+
+    def _act(self, key: GroupKey, index: Any, seq: int, row: int, obs: torch.Tensor) -> None:
+        with torch.no_grad():
+            logits, values = self.policy(obs)
+            actions, logprobs = sample_actions(logits)
+        if seq <= self.seq + 1:
+            buf = self.bufs[seq % 2]
+            buf.obs[row, index] = obs
+            buf.actions[row, index] = actions
+            buf.logprobs[row, index] = logprobs
+            buf.values[row, index] = values
+            self.pending[key] = (seq, row)
+        else:
+            self.pending[key] = (seq, -1)  # too far ahead: keep stepping, store nothing
+        self.position[key] = (seq, row + 1)
+        self.vec.send(actions.cpu().numpy())
+
+    def _store_transition(
+        self,
+        target: tuple[int, int],
+        index: Any,
+        agent_ids: np.ndarray,
+        rewards: np.ndarray,
+        terminals: np.ndarray,
+        truncations: np.ndarray,
+    ) -> None:
+        seq, row = target
+        dones = terminals | truncations
+        self.global_step += len(agent_ids)
+        self.tracker.step(rewards, dones, index if isinstance(index, slice) else agent_ids)
+        if row < 0:
+            return
+        buf = self.bufs[seq % 2]
+        buf.rewards[row, index] = torch.from_numpy(rewards).to(self.device)
+        buf.terminals[row, index] = torch.from_numpy(terminals).to(self.device)
+        buf.dones[row, index] = torch.from_numpy(dones).to(self.device)
+        cut = truncations & ~terminals
+        buf.truncated[row, index] = torch.from_numpy(cut).to(self.device)
+        if cut.any():
+            # bootstrap a truncated episode from its final observation, never the auto-reset one
+            ids = agent_ids[cut]
+            final_obs = torch.from_numpy(self.vec.final_observations[ids]).to(self.device)
+            with torch.no_grad():
+                buf.final_values[row, torch.from_numpy(ids).to(self.device)] = self.policy.value(final_obs)
