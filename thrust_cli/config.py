@@ -54,6 +54,14 @@ def one_of(choices: Sequence[str], default: str) -> Any:
     return _meta((lambda v: v in choices, "one of " + ", ".join(choices)), default)
 
 
+def optional_one_of(choices: Sequence[str], default: str | None) -> Any:
+    return _meta((lambda v: v is None or v in choices, "null or one of " + ", ".join(choices)), default)
+
+
+def auto_or_positive_int(default: Any) -> Any:
+    return _meta((lambda v: v == "auto" or (isinstance(v, int) and v >= 1), "'auto' or an int >= 1"), default)
+
+
 def optional_positive(default: Any = None) -> Any:
     return _meta((lambda v: v is None or v > 0, "> 0 or null"), default)
 
@@ -119,6 +127,14 @@ class SerialVecConfig:
 
 
 @dataclass
+class MultiprocessingVecConfig:
+    name: str = "multiprocessing"
+    num_workers: Any = auto_or_positive_int("auto")  # noqa: RUF009 - returns a dataclasses.field
+    batch_size: int | None = optional_positive(None)
+    start_method: str | None = optional_one_of(("fork", "forkserver", "spawn"), None)
+
+
+@dataclass
 class TopConfig:
     seed: int = at_least(0, 1)
     lr: float = positive(2.5e-4)
@@ -129,7 +145,7 @@ GROUPS: dict[str, dict[str, type]] = {
     "env": {"cartpole": CartPoleEnvConfig, "gym": GymEnvConfig},
     "policy": {"mlp": MLPConfig},
     "algo": {"ppo": PPOConfig},
-    "vec": {"serial": SerialVecConfig},
+    "vec": {"serial": SerialVecConfig, "multiprocessing": MultiprocessingVecConfig},
 }
 SECTIONS: dict[str, type] = {"train": TrainConfig}
 
@@ -186,9 +202,37 @@ def validate(cfg: DictConfig) -> DictConfig:
         if name not in options:
             raise ConfigError(f"{group}.name={name!r} is invalid; allowed: {', '.join(options)}")
         out[group] = _check_node(node, options[name], group)
+    _check_vec(out["vec"], out["env"].num_envs)
     typed = OmegaConf.create(out)
     OmegaConf.set_struct(typed, True)
     return typed
+
+
+def resolve_num_workers(num_workers: Any, num_envs: int) -> int:
+    """``auto``: the most workers, at most one per CPU core, that divide ``num_envs`` evenly."""
+    if num_workers != "auto":
+        return int(num_workers)
+    import os
+
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(w for w in range(1, max(1, min(cores, num_envs)) + 1) if num_envs % w == 0)
+
+
+def _check_vec(vec: Any, num_envs: int) -> None:
+    """Cross-field checks of the vectorizer against ``env.num_envs``."""
+    if vec.name == "serial":
+        if num_envs % vec.num_objects:
+            raise ConfigError(f"env.num_envs={num_envs} must be a multiple of vec.num_objects={vec.num_objects}")
+        return
+    workers = resolve_num_workers(vec.num_workers, num_envs)
+    if num_envs % workers:
+        raise ConfigError(f"env.num_envs={num_envs} must be a multiple of vec.num_workers={workers}")
+    per_worker = num_envs // workers
+    if vec.batch_size is not None and (vec.batch_size > num_envs or vec.batch_size % per_worker):
+        raise ConfigError(
+            f"vec.batch_size={vec.batch_size} is invalid: must be a multiple of env.num_envs / vec.num_workers = "
+            f"{per_worker}, at most env.num_envs={num_envs} (or null for sync)"
+        )
 
 
 # --- composition ----------------------------------------------------------------------------------------------

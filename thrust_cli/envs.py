@@ -28,9 +28,21 @@ def make_env(env_cfg: Any, num_envs: int, seed: int = 0) -> Env:
     return env_creator(env_cfg)(num_envs=num_envs, buffers=None, seed=seed)
 
 
-def make_vector(cfg: Any, seed: int | None = None) -> Serial:
+def make_vector(cfg: Any, seed: int | None = None) -> Any:
     """The vectorizer named by ``cfg.vec.name`` over ``cfg.env.num_envs`` envs."""
     seed = cfg.seed if seed is None else seed
     if cfg.vec.name == "serial":
         return Serial(env_creator(cfg.env), cfg.env.num_envs, cfg.vec.num_objects, seed=seed)
-    raise ValueError(f"unknown vectorizer '{cfg.vec.name}'; allowed: serial")
+    if cfg.vec.name == "multiprocessing":
+        from .config import resolve_num_workers
+        from .vector_mp import Multiprocessing
+
+        return Multiprocessing(
+            env_creator(cfg.env),
+            cfg.env.num_envs,
+            num_workers=resolve_num_workers(cfg.vec.num_workers, cfg.env.num_envs),
+            batch_size=cfg.vec.batch_size,
+            seed=seed,
+            start_method=cfg.vec.start_method,
+        )
+    raise ValueError(f"unknown vectorizer '{cfg.vec.name}'; allowed: serial, multiprocessing")

@@ -18,6 +18,32 @@ def test_smoke_cartpole_learns_within_a_few_seconds(tmp_path: Path) -> None:
     assert summary["status"] == "solved", summary
 
 
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("batch_size", ["null", "16"], ids=["sync", "async"])
+def test_smoke_cartpole_learns_with_the_multiprocessing_vectorizer(tmp_path: Path, batch_size: str) -> None:
+    cfg = compose_config(
+        [
+            "vec=multiprocessing",
+            "vec.num_workers=2",
+            f"vec.batch_size={batch_size}",
+            "train.progress=none",
+            "train.target_return=150",
+            "train.target_window=20",
+        ]
+    )
+    summary = train(cfg, tmp_path)
+    assert summary["status"] == "solved", summary
+
+
+def test_multiprocessing_sync_training_equals_serial(tmp_path: Path) -> None:
+    """Same seed, same trajectories: the sync multiprocessing run reproduces the serial one step for step."""
+    common = ["train.progress=none", "train.total_timesteps=8192", "train.tensorboard=false"]
+    serial = train(compose_config(common), tmp_path / "serial")
+    multi = train(compose_config([*common, "vec=multiprocessing", "vec.num_workers=2"]), tmp_path / "multi")
+    assert serial["mean_return_last_100"] == multi["mean_return_last_100"]
+    assert serial["episodes"] == multi["episodes"]
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_shipped_defaults_solve_cartpole(tmp_path: Path, seed: int) -> None:

@@ -45,6 +45,10 @@ def test_every_hydra_override_form_is_accepted() -> None:
         (["algo.gamma=1.5"], "algo.gamma=1.5 is invalid: must be in [0.0, 1.0]"),
         (["train.progress=loud"], "train.progress='loud' is invalid: must be one of auto, rich, plain, none"),
         (["lr=1=2"], "invalid override 'lr=1=2'"),
+        (["vec=multiprocessing", "vec.num_workers=3"], "env.num_envs=32 must be a multiple of vec.num_workers=3"),
+        (["vec=multiprocessing", "vec.num_workers=2", "vec.batch_size=10"], "vec.batch_size=10 is invalid"),
+        (["vec=multiprocessing", "vec.num_workers=0"], "vec.num_workers=0 is invalid: must be 'auto' or an int"),
+        (["vec=nope"], "unknown option vec=nope; allowed: multiprocessing, serial"),
     ],
 )
 def test_bad_input_is_one_line_naming_key_and_allowed(overrides: list[str], expected: str) -> None:
