@@ -52,6 +52,65 @@ def env_steps_per_second(env_cfg: Any, num_envs: int, seconds: float, repeats: i
     return statistics.median(rates)
 
 
+def vector_steps_per_second(run: Any, seconds: float, repeats: int = 5) -> float:
+    """Median agent-steps/s of ``recv()``/``send()`` through the vectorizer of ``run`` with pre-drawn random
+    actions (no learner)."""
+    from .envs import make_vector
+
+    vec = make_vector(run)
+    try:
+        vec.reset(0)
+        rng = np.random.default_rng(0)
+        n = getattr(vec.single_action_space, "n", 2)
+        actions = [rng.integers(0, n, size=vec.num_agents).astype(vec.actions.dtype) for _ in range(16)]
+        rates = []
+        for _ in range(repeats + 1):  # the first round warms up
+            steps, i, begin = 0, 0, time.perf_counter()
+            while True:
+                _, _, _, _, _, ids = vec.recv()
+                vec.send(actions[i & 15][: len(ids)])
+                steps += len(ids)
+                i += 1
+                if i & 7 == 0 and time.perf_counter() - begin >= seconds:
+                    break
+            rates.append(steps / (time.perf_counter() - begin))
+        return statistics.median(rates[1:])
+    finally:
+        vec.close()
+
+
+def compare_vectorizers(
+    cfg: DictConfig, num_envs: int, seconds: float, echo: Callable[[str], Any] | None
+) -> dict[str, float]:
+    """Serial vs multiprocessing sync vs async (half the envs per batch) over ``num_envs`` envs."""
+    from .config import resolve_num_workers
+
+    workers = resolve_num_workers("auto", num_envs)
+    contenders = {
+        "serial": {"vec": {"name": "serial", "num_objects": 1}},
+        f"multiprocessing sync ({workers} workers)": {
+            "vec": {"name": "multiprocessing", "num_workers": workers, "batch_size": None, "start_method": None}
+        },
+    }
+    if workers > 1:
+        contenders[f"multiprocessing async ({workers} workers, batch {num_envs // 2})"] = {
+            "vec": {
+                "name": "multiprocessing",
+                "num_workers": workers,
+                "batch_size": num_envs // 2,
+                "start_method": None,
+            }
+        }
+    result = {}
+    base = OmegaConf.merge(cfg, {"env": {"num_envs": num_envs}})
+    for name, override in contenders.items():
+        run = validate(OmegaConf.merge(base, {"vec": None}, override))  # type: ignore[arg-type]
+        result[name] = vector_steps_per_second(run, seconds)
+        if echo:
+            echo(f"vec {name:48s} {result[name] / 1e6:8.2f} M steps/s ({num_envs} envs)")
+    return result
+
+
 def c_reference(env_name: str) -> dict[str, float]:
     """Compile ``envs_cython/<env>/<env>_main.c`` with gcc -O3 and run its ``--bench`` (plain C loops over 4096
     envs next to the core's step-all loop); return ``{loop name: steps/s}``. Empty if there is no such program
@@ -75,6 +134,7 @@ def run_bench(
     train_steps: int = 200_000,
     echo: Callable[[str], Any] | None = print,
     reference: bool = True,
+    vec_envs: int = 8192,
 ) -> dict[str, Any]:
     """Measure env steps/s for several ``num_envs``, the plain-C reference loops where the env has one, and the
     training SPS of the composed config."""
@@ -91,6 +151,8 @@ def run_bench(
         for name, sps in result["c_reference_steps_per_s"].items():
             if echo:
                 echo(f"C reference {name:28s} {sps / 1e6:8.2f} M steps/s (4096 envs, no Python)")
+    if vec_envs > 0:
+        result["vectorizers_steps_per_s"] = compare_vectorizers(cfg, vec_envs, seconds, echo)
     if train_steps > 0:
         from .train import train
 

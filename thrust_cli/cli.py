@@ -142,6 +142,7 @@ def bench(
     seconds: float = typer.Option(1.0, "--seconds", min=0.05, help="Seconds per env measurement (median of 5)."),
     train_steps: int = typer.Option(200_000, "--train-steps", min=0, help="Env steps of the training run (0: skip)."),
     reference: bool = typer.Option(True, help="Also compile and time the env's plain C reference loop (gcc)."),
+    vec_envs: int = typer.Option(8192, "--vec-envs", min=0, help="Envs for the vectorizer comparison (0: skip)."),
 ) -> None:
     """Benchmark env stepping (one process, random actions, several num_envs) and training SPS."""
     from .bench import run_bench
@@ -155,6 +156,7 @@ def bench(
             train_steps=train_steps,
             echo=None if as_json else typer.echo,
             reference=reference,
+            vec_envs=vec_envs,
         )
     except ValueError as exc:
         fail(str(exc))

@@ -94,6 +94,15 @@ class GymEnvConfig:
 
 
 @dataclass
+class BusyEnvConfig:
+    name: str = "busy"
+    num_envs: int = positive(64)
+    work: int = at_least(0, 1000)
+    obs_dim: int = positive(4)
+    max_steps: int = positive(100)
+
+
+@dataclass
 class MLPConfig:
     name: str = "mlp"
     hidden_size: int = positive(64)
@@ -142,7 +151,7 @@ class TopConfig:
 
 
 GROUPS: dict[str, dict[str, type]] = {
-    "env": {"cartpole": CartPoleEnvConfig, "gym": GymEnvConfig},
+    "env": {"cartpole": CartPoleEnvConfig, "gym": GymEnvConfig, "busy": BusyEnvConfig},
     "policy": {"mlp": MLPConfig},
     "algo": {"ppo": PPOConfig},
     "vec": {"serial": SerialVecConfig, "multiprocessing": MultiprocessingVecConfig},

@@ -20,7 +20,11 @@ def env_creator(env_cfg: Any) -> EnvCreator:
         from envs_cython.gym_adapter import GymnasiumEnv
 
         return partial(GymnasiumEnv, env_cfg.id, **dict(env_cfg.kwargs))
-    raise ValueError(f"unknown env '{env_cfg.name}'; allowed: cartpole, gym")
+    if env_cfg.name == "busy":
+        from envs_cython.busy import Busy
+
+        return partial(Busy, work=env_cfg.work, obs_dim=env_cfg.obs_dim, max_steps=env_cfg.max_steps)
+    raise ValueError(f"unknown env '{env_cfg.name}'; allowed: cartpole, gym, busy")
 
 
 def make_env(env_cfg: Any, num_envs: int, seed: int = 0) -> Env:

@@ -130,3 +130,16 @@ def test_help_does_not_import_torch() -> None:
     code = "import sys; from thrust_cli import cli; print('torch' in sys.modules, 'hydra' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["False", "False"]
+
+
+def test_bench_reports_env_vectorizer_and_training_throughput(runner: CliRunner) -> None:
+    args = ["bench", "--json", "--seconds", "0.05", "--train-steps", "2048", "--vec-envs", "64", "--no-reference"]
+    result = runner.invoke(app, [*args, "env.num_envs=16", "algo.num_steps=64"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert set(report["env_steps_per_s"]) == {"1", "64", "1024", "4096"}
+    assert all(v > 0 for v in report["env_steps_per_s"].values())
+    assert len(report["vectorizers_steps_per_s"]) == 3 and all(
+        v > 0 for v in report["vectorizers_steps_per_s"].values()
+    )
+    assert report["train_steps"] >= 2048 and report["train_sps"] > 0
