@@ -29,6 +29,7 @@ from .loss import PPOStats, ppo_loss
 from .optim import Adam
 from .policies import evaluate_actions, make_policy
 from .rollout import EpisodeTracker, Rollout
+from .vector import VectorizerError
 
 
 class TrainingError(RuntimeError):
@@ -74,7 +75,10 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
     device = resolve_device(run.device)
     start = time.perf_counter()
 
-    vec = make_vector(run)
+    try:
+        vec = make_vector(run)
+    except VectorizerError as exc:
+        raise TrainingError(str(exc)) from None
     obs_space, act_space = vec.single_observation_space, vec.single_action_space
     if not hasattr(act_space, "n"):
         vec.close()
@@ -122,6 +126,7 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
     vec.reset(seed=run.seed)
     train_start = time.perf_counter()
     timing = {"rollout_s": 0.0, "learn_s": 0.0}
+    failure: str | None = None
     try:
         for update in range(1, num_updates + 1):
             # rollout (sync or async groups of agents, see collector.py)
@@ -144,12 +149,17 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
                 next_checkpoint += tcfg.checkpoint_interval
     except KeyboardInterrupt:
         interrupted.flag = True
+    except (TrainingError, VectorizerError) as exc:
+        failure = str(exc)
     finally:
         interrupted.restore()
         logger.close()
         vec.close()
 
     status = "interrupted" if interrupted.flag else "solved" if solved["step"] is not None else "completed"
+    if failure is not None:
+        status = "failed"
+    # the parameters are the last good ones: a non-finite loss is caught before it reaches them
     checkpoint()
     global_step = collector.global_step
     summary = {
@@ -163,8 +173,11 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
         "solved_at_s": solved["s"],
         "startup_s": train_start - start,
         **timing,
+        "error": failure,
     }
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    if failure is not None:
+        raise TrainingError(f"{failure} (run saved in {run_dir})")
     return summary
 
 
@@ -226,9 +239,7 @@ def ppo_update(
                 algo.vf_clip_coef,
             )
             if not torch.isfinite(loss):
-                raise TrainingError(
-                    f"non-finite loss ({loss.item()}) at global_step {global_step}; the last good checkpoint is kept"
-                )
+                raise TrainingError(f"non-finite loss ({loss.item()}) at global_step {global_step}")
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(policy.parameters(), algo.max_grad_norm)

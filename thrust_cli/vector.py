@@ -24,6 +24,20 @@ from envs_cython.base import Buffers, Env, allocate
 EnvCreator = Callable[..., Env]
 
 
+class VectorizerError(RuntimeError):
+    """A worker died or raised; the vectorizer is closed.
+
+    Attributes:
+        worker: index of the failed worker (``None`` when no single worker is to blame).
+        worker_traceback: the worker's formatted traceback, when it raised.
+    """
+
+    def __init__(self, message: str, worker: int | None = None, worker_traceback: str = "") -> None:
+        super().__init__(message)
+        self.worker = worker
+        self.worker_traceback = worker_traceback
+
+
 class Serial:
     """All envs stepped in the calling process.
 

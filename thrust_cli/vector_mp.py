@@ -63,7 +63,7 @@ import numpy as np
 
 from envs_cython.base import Buffers, action_dtype
 
-from .vector import EnvCreator, merge_logs
+from .vector import EnvCreator, VectorizerError, merge_logs
 
 __all__ = ["DEFAULT_PARENT_SPIN_US", "DEFAULT_SPIN_US", "Multiprocessing", "VectorizerError"]
 
@@ -78,20 +78,6 @@ _STEP, _RESET, _LOG, _CLOSE = 1, 2, 3, 4
 _sched_yield = getattr(os, "sched_yield", lambda: None)
 
 Batch = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, list[dict[str, float]], np.ndarray]
-
-
-class VectorizerError(RuntimeError):
-    """A worker died or raised; the vectorizer is closed.
-
-    Attributes:
-        worker: index of the failed worker (``None`` when no single worker is to blame).
-        worker_traceback: the worker's formatted traceback, when it raised.
-    """
-
-    def __init__(self, message: str, worker: int | None = None, worker_traceback: str = "") -> None:
-        super().__init__(message)
-        self.worker = worker
-        self.worker_traceback = worker_traceback
 
 
 class _Block:
