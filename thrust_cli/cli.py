@@ -110,6 +110,37 @@ def train(
         raise typer.Exit(130)
 
 
+@app.command(context_settings=EXTRA_ARGS)
+def sweep(
+    ctx: typer.Context,
+    multirun: bool = typer.Option(True, "--multirun", "-m", help="Accepted for Hydra habit; a sweep always is one."),
+    objective: str = typer.Option("mean_return_last_100", help="summary.json key reported and ranked."),
+    minimize: bool = typer.Option(False, "--minimize", help="Rank the objective low to high."),
+    jobs: int = typer.Option(1, "--jobs", "-j", min=1, help="Jobs run in parallel, each its own process."),
+    sweep_dir: Path = typer.Option(None, "--dir", help="Sweep directory (default multirun/<date>/<time>)."),
+) -> None:
+    """Run a sweep: every combination of `key=a,b,...` overrides is a full `thrust train` run.
+
+    Example: `thrust sweep -m lr=1e-3,3e-4 env.num_envs=16,32`. Writes sweep_summary.csv into the sweep
+    directory (the last line printed); failed jobs are recorded and the sweep goes on.
+    """
+    from .config import ConfigError
+    from .sweep import print_table, run_sweep
+
+    overrides = [a for a in ctx.args if a not in ("-m", "--multirun")]
+    options = [a for a in overrides if a.startswith("-")]
+    if options:
+        fail(f"unknown option '{options[0]}'; see `thrust sweep --help`")
+    if not overrides:
+        fail("nothing to sweep; give overrides such as lr=1e-3,3e-4")
+    try:
+        directory, rows = run_sweep(overrides, sweep_dir, objective, jobs, echo=lambda line: typer.echo(line, err=True))
+    except ConfigError as exc:
+        fail(str(exc))
+    print_table(rows, objective, maximize=not minimize)
+    typer.echo(str(directory))
+
+
 @app.command("eval", context_settings=EXTRA_ARGS)
 def eval_(
     ctx: typer.Context,
