@@ -166,6 +166,28 @@ def eval_(
         )
 
 
+@app.command()
+def export(
+    run: Path = typer.Argument(..., help="A run directory (its latest checkpoint) or a checkpoint file."),
+    onnx: bool = typer.Option(False, "--onnx", help="One self-contained .onnx file, checked with onnxruntime."),
+    safetensors: bool = typer.Option(False, "--safetensors", help="Weights plus the metadata to rebuild the policy."),
+    output: Path = typer.Option(None, "--output", "-o", help="Output file (default: <run>/export/policy.<ext>)."),
+) -> None:
+    """Export a trained policy for runtimes without Thrust (docs/export.md)."""
+    if not (onnx or safetensors):
+        fail("choose a format: --onnx and/or --safetensors")
+    from .export import export_onnx, export_safetensors
+
+    try:
+        if onnx:
+            typer.echo(export_onnx(run, output=output).summary())
+        if safetensors:
+            out = output.with_suffix(".safetensors") if (output is not None and onnx) else output
+            typer.echo(f"wrote {export_safetensors(run, output=out)}")
+    except (FileNotFoundError, ValueError, ImportError) as exc:
+        fail(str(exc), code=1)
+
+
 @app.command(context_settings=EXTRA_ARGS)
 def bench(
     ctx: typer.Context,

@@ -22,7 +22,13 @@ def load_policy(path: str | os.PathLike[str]) -> tuple[torch.nn.Module, Any, dic
     cfg = OmegaConf.create(state["config"])
     spaces = state["spaces"]
     policy = make_policy(tuple(spaces["obs_shape"]), spaces["num_actions"], cfg.policy)
-    policy.load_state_dict(state["policy"])
+    try:
+        policy.load_state_dict(state["policy"])
+    except RuntimeError as exc:
+        first = str(exc).splitlines()[1].strip() if len(str(exc).splitlines()) > 1 else str(exc)
+        raise ValueError(
+            f"checkpoint '{state['path']}' does not fit this version's {cfg.policy.name} policy: {first}"
+        ) from None
     policy.eval()
     return policy, cfg, state
 

@@ -143,3 +143,14 @@ def test_bench_reports_env_vectorizer_and_training_throughput(runner: CliRunner)
         v > 0 for v in report["vectorizers_steps_per_s"].values()
     )
     assert report["train_steps"] >= 2048 and report["train_sps"] > 0
+
+
+def test_export_writes_onnx_and_safetensors_for_a_trained_run(runner: CliRunner) -> None:
+    pytest.importorskip("onnxruntime")
+    run_dir = train_run(runner, *FAST)
+    result = runner.invoke(app, ["export", str(run_dir), "--onnx", "--safetensors"])
+    assert result.exit_code == 0, result.output
+    assert "max abs diff" in result.stdout
+    assert (run_dir / "export" / "policy.onnx").is_file() and (run_dir / "export" / "policy.safetensors").is_file()
+    missing = runner.invoke(app, ["export", str(run_dir)])
+    assert missing.exit_code == 2 and "choose a format" in missing.output

@@ -1,0 +1,271 @@
+"""ONNX and safetensors export: onnxruntime against torch, the recurrent h/c convention, the failing check,
+the safetensors round trip from metadata alone, and the one-line messages for missing packages."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+import safetensors.torch
+import torch
+from omegaconf import OmegaConf
+from torch import nn
+
+from thrust_cli.checkpoint import save_checkpoint
+from thrust_cli.config import compose_config, run_part
+from thrust_cli.evaluate import load_policy
+from thrust_cli.export import (
+    DEFAULT_OPSET,
+    ONNX_MISSING,
+    SAFETENSORS_MISSING,
+    TOLERANCE,
+    export_onnx,
+    export_policy_onnx,
+    export_safetensors,
+    load_safetensors_policy,
+    read_safetensors_metadata,
+)
+from thrust_cli.optim import Adam
+from thrust_cli.policies import make_policy
+
+OBS_SHAPE = (4,)
+NUM_ACTIONS = 2
+
+
+def make_run(run_dir: Path, overrides: list[str], step: int = 4096) -> Path:
+    """A run directory holding one checkpoint shaped like train()'s, after a few optimizer steps."""
+    cfg = run_part(compose_config(overrides, with_hydra=False))
+    torch.manual_seed(0)
+    policy = make_policy(OBS_SHAPE, NUM_ACTIONS, cfg.policy)
+    optimizer = Adam(policy.parameters(), lr=0.05, eps=1e-5)
+    for _ in range(3):  # move the weights off their init so the heads' outputs are not all near zero
+        logits, values = policy(torch.randn(64, *OBS_SHAPE))
+        loss = (logits.logsumexp(-1) - logits[:, 0]).mean() + (values - 1.0).pow(2).mean()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    state = {
+        "policy": policy.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "global_step": step,
+        "update": 4,
+        "config": OmegaConf.to_container(cfg, resolve=True),
+        "spaces": {"obs_shape": list(OBS_SHAPE), "obs_dtype": "float32", "num_actions": NUM_ACTIONS},
+    }
+    save_checkpoint(run_dir, state, step)
+    return run_dir
+
+
+def torch_outputs(run_dir: Path, obs: np.ndarray) -> list[np.ndarray]:
+    policy, _, _ = load_policy(run_dir)
+    with torch.no_grad():
+        return [t.numpy() for t in policy(torch.from_numpy(obs))]
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        ["policy.shared=false"],
+        ["policy.shared=true"],
+        ["policy.shared=false", "policy.activation=gelu", "policy.num_layers=3", "policy.hidden_size=32"],
+        ["policy.shared=true", "policy.activation=relu"],
+    ],
+    ids=["stacked-tanh", "shared-tanh", "stacked-gelu-3-layers", "shared-relu"],
+)
+def test_onnx_export_of_mlp_run_matches_torch_in_onnxruntime(tmp_path: Path, overrides: list[str]) -> None:
+    run_dir = make_run(tmp_path / "run", overrides)
+    report = export_onnx(run_dir)
+
+    assert report.path == run_dir / "export" / "policy.onnx"
+    assert report.path.is_file() and not Path(f"{report.path}.data").exists()  # one self-contained file
+    assert [p.name for p in report.path.parent.iterdir()] == ["policy.onnx"]  # no temporary file left
+    assert report.max_abs_diff <= TOLERANCE and report.opset == DEFAULT_OPSET and not report.recurrent
+    assert report.inputs == {"observations": ["batch", 4]}
+    assert report.outputs == {"logits": ["batch", 2], "values": ["batch"]}
+
+    model = onnx.load(str(report.path))
+    assert {o.version for o in model.opset_import if o.domain in ("", "ai.onnx")} == {DEFAULT_OPSET}
+    session = ort.InferenceSession(str(report.path), providers=["CPUExecutionProvider"])
+    meta = session.get_modelmeta().custom_metadata_map
+    assert meta["architecture"] == "mlp" and meta["num_actions"] == "2" and meta["global_step"] == "4096"
+    assert meta["recurrent"] == "false" and meta["observation_dtype"] == "float32"
+    assert json.loads(meta["observation_shape"]) == [4]
+    obs = np.random.default_rng(1).normal(size=(5, 4)).astype(np.float32)  # a batch size the check did not use
+    logits, values = session.run(["logits", "values"], {"observations": obs})
+    expected_logits, expected_values = torch_outputs(run_dir, obs)
+    assert logits.shape == (5, 2) and values.shape == (5,)
+    np.testing.assert_allclose(logits, expected_logits, atol=1e-5, rtol=0)
+    np.testing.assert_allclose(values, expected_values, atol=1e-5, rtol=0)
+
+
+def test_onnx_export_paths_next_to_checkpoint_file_and_into_output_directory(tmp_path: Path) -> None:
+    run_dir = make_run(tmp_path / "run", [])
+    checkpoint = next((run_dir / "checkpoints").glob("step_*.pt"))
+    assert export_onnx(checkpoint).path == checkpoint.with_suffix(".onnx")
+    (tmp_path / "out").mkdir()
+    assert export_onnx(run_dir, output=tmp_path / "out").path == tmp_path / "out" / "policy.onnx"
+    assert export_onnx(run_dir, output=tmp_path / "a" / "b.onnx").path.is_file()
+
+
+class StandInLSTMPolicy(nn.Module):
+    """The recurrent interface issue 4's LSTM policy will have: ``initial_state`` and ``forward(obs, (h, c))``."""
+
+    recurrent = True
+
+    def __init__(self, obs_dim: int = 4, hidden_size: int = 16, num_layers: int = 2, num_actions: int = 3) -> None:
+        super().__init__()
+        self.num_layers, self.hidden_size = num_layers, hidden_size
+        self.encoder = nn.Linear(obs_dim, hidden_size)
+        self.lstm = nn.LSTM(hidden_size, hidden_size, num_layers)
+        self.actor_head = nn.Linear(hidden_size, num_actions)
+        self.critic_head = nn.Linear(hidden_size, 1)
+
+    def initial_state(self, batch: int) -> tuple[torch.Tensor, torch.Tensor]:
+        h = torch.zeros(self.num_layers, batch, self.hidden_size)
+        return h, torch.zeros_like(h)
+
+    def forward(
+        self, obs: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor]
+    ) -> tuple[torch.Tensor, torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+        x = torch.tanh(self.encoder(obs.flatten(1).float()))
+        out, (h, c) = self.lstm(x.unsqueeze(0), state)  # one time step: [1, B, H]
+        out = out.squeeze(0)
+        return self.actor_head(out), self.critic_head(out).squeeze(-1), (h, c)
+
+
+def test_recurrent_policy_exports_h_c_and_matches_torch_over_a_50_step_rollout(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    policy = StandInLSTMPolicy()
+    report = export_policy_onnx(policy, (4,), tmp_path / "lstm.onnx")
+
+    assert report.recurrent and report.max_abs_diff <= TOLERANCE
+    assert report.inputs == {"observations": ["batch", 4], "h_in": [2, "batch", 16], "c_in": [2, "batch", 16]}
+    assert report.outputs == {
+        "logits": ["batch", 3],
+        "values": ["batch"],
+        "h_out": [2, "batch", 16],
+        "c_out": [2, "batch", 16],
+    }
+    session = ort.InferenceSession(str(report.path), providers=["CPUExecutionProvider"])
+    rng = np.random.default_rng(2)
+    h, c = policy.initial_state(7)
+    h_onnx, c_onnx = h.numpy(), c.numpy()
+    worst = 0.0
+    for _ in range(50):  # each side feeds its own state back, so errors would compound
+        obs = rng.normal(size=(7, 4)).astype(np.float32)
+        with torch.no_grad():
+            logits, values, (h, c) = policy(torch.from_numpy(obs), (h, c))
+        logits_onnx, values_onnx, h_onnx, c_onnx = session.run(
+            ["logits", "values", "h_out", "c_out"], {"observations": obs, "h_in": h_onnx, "c_in": c_onnx}
+        )
+        for a, b in ((logits_onnx, logits), (values_onnx, values), (h_onnx, h), (c_onnx, c)):
+            assert a.shape == tuple(b.shape)
+            worst = max(worst, float(np.abs(a - b.numpy()).max()))
+    assert worst < 1e-5
+    assert float(np.abs(c_onnx).max()) > 0.1  # the state really evolved
+
+
+def test_onnx_check_failure_raises_one_line_and_leaves_no_file(tmp_path: Path, monkeypatch: Any) -> None:
+    run_dir = make_run(tmp_path / "run", [])
+    run = ort.InferenceSession.run
+
+    def corrupted(self: Any, *args: Any, **kwargs: Any) -> list[np.ndarray]:
+        return [out + 10 * TOLERANCE for out in run(self, *args, **kwargs)]
+
+    monkeypatch.setattr(ort.InferenceSession, "run", corrupted)
+    with pytest.raises(ValueError, match=r"onnxruntime differs from torch by 0\.001 \(> 0\.0001\)") as info:
+        export_onnx(run_dir)
+    assert "\n" not in str(info.value)
+    assert not any((run_dir / "export").iterdir())
+
+
+def test_onnx_export_of_policy_torch_cannot_export_raises_one_line_value_error(tmp_path: Path) -> None:
+    class DataDependent(nn.Module):
+        def forward(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            if obs.sum() > 0:  # data-dependent control flow: torch.export refuses it
+                return obs[:, :2], obs[:, 0]
+            return -obs[:, :2], obs[:, 0]
+
+    with pytest.raises(ValueError, match="ONNX export of DataDependent failed") as info:
+        export_policy_onnx(DataDependent(), (4,), tmp_path / "p.onnx")
+    assert "\n" not in str(info.value)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("shared", [False, True], ids=["stacked", "shared"])
+def test_safetensors_round_trip_rebuilds_identical_policy_from_metadata_alone(tmp_path: Path, shared: bool) -> None:
+    run_dir = make_run(tmp_path / "run", [f"policy.shared={shared}", "policy.activation=relu"])
+    obs = np.random.default_rng(3).normal(size=(9, 4)).astype(np.float32)
+    expected = torch_outputs(run_dir, obs)
+    path = export_safetensors(run_dir, output=tmp_path / "policy.safetensors")
+    (next((run_dir / "checkpoints").glob("*.pt"))).unlink()  # no checkpoint, no config: the file alone
+
+    policy = load_safetensors_policy(path)
+    with torch.no_grad():
+        got = [t.numpy() for t in policy(torch.from_numpy(obs))]
+    for a, b in zip(got, expected, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+    meta = read_safetensors_metadata(path)
+    assert meta["format"] == "thrust-policy" and meta["format_version"] == "1" and meta["architecture"] == "mlp"
+    assert meta["policy"] == {
+        "obs_dim": 4,
+        "num_actions": 2,
+        "hidden_size": 64,
+        "num_layers": 2,
+        "layer_sizes": [4, 64, 64],
+        "activation": "relu",
+        "shared": shared,
+    }
+    assert meta["observation_space"] == {"type": "Box", "shape": [4], "dtype": "float32", "low": None, "high": None}
+    assert meta["action_space"] == {"type": "Discrete", "n": 2}
+    assert meta["observation_normalization"] == {"type": "none"}
+    assert meta["source"] == {"checkpoint": "step_000000004096.pt", "global_step": 4096}
+    tensors = safetensors.torch.load_file(str(path))
+    assert set(meta["tensors"]) == set(tensors)
+    if not shared:
+        assert tensors["trunk.weights.0"].shape == (2, 4, 64)  # [copies, in, out], copy 0 = actor
+        assert "copy 0 = actor" in meta["tensors"]["trunk.weights.0"]
+
+
+def test_safetensors_default_path_and_foreign_file_rejected(tmp_path: Path) -> None:
+    run_dir = make_run(tmp_path / "run", [])
+    assert export_safetensors(run_dir) == run_dir / "export" / "policy.safetensors"
+    foreign = tmp_path / "foreign.safetensors"
+    safetensors.torch.save_file({"w": torch.zeros(2)}, str(foreign), metadata={"format": "pt"})
+    with pytest.raises(ValueError, match="not a Thrust policy file"):
+        load_safetensors_policy(foreign)
+
+
+@pytest.mark.parametrize("module", ["onnx", "onnxscript", "onnxruntime"])
+def test_missing_onnx_package_names_the_extra(tmp_path: Path, monkeypatch: Any, module: str) -> None:
+    run_dir = make_run(tmp_path / "run", [])
+    monkeypatch.setitem(sys.modules, module, None)  # makes `import module` raise ImportError
+    with pytest.raises(ImportError) as info:
+        export_onnx(run_dir)
+    assert str(info.value) == ONNX_MISSING
+    assert not (run_dir / "export").exists()
+
+
+def test_missing_safetensors_names_the_extra(tmp_path: Path, monkeypatch: Any) -> None:
+    run_dir = make_run(tmp_path / "run", [])
+    monkeypatch.setitem(sys.modules, "safetensors.torch", None)
+    with pytest.raises(ImportError) as info:
+        export_safetensors(run_dir)
+    assert str(info.value) == SAFETENSORS_MISSING
+
+
+def test_importing_export_module_loads_no_export_package() -> None:
+    code = (
+        "import sys, thrust_cli.export; "
+        "print([m for m in ('onnx', 'onnxscript', 'onnxruntime', 'safetensors') if m in sys.modules])"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"
