@@ -34,7 +34,7 @@ setup(
     package_dir={"thrust_cli.conf": "conf"},
     package_data={
         "thrust_cli.conf": ["*.yaml", "*/*.yaml", "*/*/*.yaml"],
-        "envs_cython": ["*/*.h", "*/*.pyx", "*/*_main.c"],
+        "envs_cython": ["*.h", "*/*.h", "*/*.pyx", "*/*_main.c"],
     },
     ext_modules=cythonize(
         extensions,

@@ -26,6 +26,8 @@
 
 #include <stdint.h>
 
+#include "../thrust_rng.h"
+
 /* Episode statistics, summed over the episodes finished since the binding last read and zeroed them. */
 typedef struct Log {
     double episode_return;
@@ -50,27 +52,15 @@ typedef struct Busy {
     int32_t work;    /* iterations of the busy chain per step */
 } Busy;
 
-/* splitmix64 (Steele, Lea & Flood 2014; constants from Vigna's reference implementation). */
-static inline uint64_t busy_mix64(uint64_t z) {
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-    return z ^ (z >> 31);
-}
-
-static inline uint64_t busy_next_u64(uint64_t* rng) {
-    *rng += 0x9E3779B97F4A7C15ULL;
-    return busy_mix64(*rng);
-}
-
 /* Uniform in [-1, 1): k * 2^-23 - 1 for k in [0, 2^24), exact in float32. */
 static inline float busy_uniform(uint64_t* rng) {
-    return (float)(busy_next_u64(rng) >> 40) * 0x1.0p-23f - 1.0f;
+    return (float)(thrust_next_u64(rng) >> 40) * 0x1.0p-23f - 1.0f;
 }
 
 /* Seed the env's PRNG (the binding passes the object's seed plus the env's index) and clear its busy chain.
  * Draws nothing. */
 static inline void c_seed(Busy* env, uint64_t seed) {
-    env->rng = busy_mix64(seed ^ 0x3C6EF372FE94F82BULL);
+    env->rng = thrust_mix64(seed ^ 0x3C6EF372FE94F82BULL);
     env->sink = 0;
 }
 
@@ -98,7 +88,7 @@ static inline void c_step(Busy* env) {
 
     int32_t target = env->observations[0] >= 0.0f;
     float reward = env->actions[0] == target ? 1.0f : 0.0f;
-    int terminal = (busy_next_u64(&env->rng) >> 58) == 0; /* top 6 bits zero: probability 1/64 */
+    int terminal = (thrust_next_u64(&env->rng) >> 58) == 0; /* top 6 bits zero: probability 1/64 */
     int32_t tick = env->tick + 1;
     int truncation = tick >= env->max_steps;
     env->rewards[0] = reward;

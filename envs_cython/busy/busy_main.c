@@ -115,7 +115,7 @@ static int run_check(void) {
     float prev_obs0[CHECK_ENVS];
     for (int t = 0; t < CHECK_STEPS; t++) {
         for (int i = 0; i < n; i++) {
-            b.actions[i] = (int32_t)(busy_next_u64(&action_rng) >> 63);
+            b.actions[i] = (int32_t)(thrust_next_u64(&action_rng) >> 63);
             prev_obs0[i] = b.observations[OBS_DIM * i];
             c_step(&envs[i]);
         }

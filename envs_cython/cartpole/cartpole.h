@@ -27,6 +27,8 @@
 #include <math.h>
 #include <stdint.h>
 
+#include "../thrust_rng.h"
+
 /* Gymnasium's constants, computed the way Gymnasium computes them (same float64 rounding). */
 #define CARTPOLE_GRAVITY 9.8
 #define CARTPOLE_MASSCART 1.0
@@ -61,28 +63,16 @@ typedef struct CartPole {
     int32_t max_steps;
 } CartPole;
 
-/* splitmix64 (Steele, Lea & Flood 2014; constants from Vigna's reference implementation). */
-static inline uint64_t cartpole_mix64(uint64_t z) {
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-    return z ^ (z >> 31);
-}
-
-static inline uint64_t cartpole_next_u64(uint64_t* rng) {
-    *rng += 0x9E3779B97F4A7C15ULL;
-    return cartpole_mix64(*rng);
-}
-
 /* Uniform in [-0.05, 0.05): u - 0.5 is exact for u = k * 2^-53, and (0.5 - 2^-53) * 0.1 rounds below 0.05. */
 static inline double cartpole_uniform(uint64_t* rng) {
-    double u = (double)(cartpole_next_u64(rng) >> 11) * 0x1.0p-53;
+    double u = (double)(thrust_next_u64(rng) >> 11) * 0x1.0p-53;
     return (u - 0.5) * 0.1;
 }
 
 /* Seed the env's PRNG with `seed` (the binding passes the object's seed plus the env's index, so env i of
  * an object seeded s and env 0 of an object seeded s + i follow the same trajectory). Draws nothing. */
 static inline void c_seed(CartPole* env, uint64_t seed) {
-    env->rng = cartpole_mix64(seed ^ 0x6A09E667F3BCC909ULL);
+    env->rng = thrust_mix64(seed ^ 0x6A09E667F3BCC909ULL);
 }
 
 static inline void cartpole_write_obs(const double* s, float* obs) {

@@ -147,7 +147,7 @@ static int run_check(void) {
 
     for (int t = 0; t < CHECK_STEPS; t++) {
         for (int i = 0; i < n; i++) {
-            b.actions[i] = (int32_t)(cartpole_next_u64(&action_rng) >> 63);
+            b.actions[i] = (int32_t)(thrust_next_u64(&action_rng) >> 63);
         }
         c_step_all(envs, n);
         memcpy(twin_b.actions, b.actions, sizeof(int32_t) * n);
@@ -308,7 +308,7 @@ static int run_bench(void) {
     if (ok) {
         uint64_t action_rng = 7;
         for (int k = 0; k < BENCH_ACTION_SETS * n; k++) {
-            action_sets[k] = (int32_t)(cartpole_next_u64(&action_rng) >> 63);
+            action_sets[k] = (int32_t)(thrust_next_u64(&action_rng) >> 63);
         }
         for (int i = 0; i < n; i++) {
             max_steps[i] = CARTPOLE_MAX_STEPS;
