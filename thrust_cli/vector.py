@@ -38,6 +38,17 @@ class VectorizerError(RuntimeError):
         self.worker_traceback = worker_traceback
 
 
+def probe_env(
+    env_creator: EnvCreator, num_envs: int, seed: int
+) -> tuple[gymnasium.spaces.Box, gymnasium.Space[Any], int]:
+    """Make one throwaway env object of ``num_envs`` envs to read its spaces and agent count."""
+    probe = env_creator(num_envs=num_envs, buffers=None, seed=seed)
+    try:
+        return probe.single_observation_space, probe.single_action_space, probe.num_agents
+    finally:
+        probe.close()
+
+
 class Serial:
     """All envs stepped in the calling process.
 
@@ -52,11 +63,9 @@ class Serial:
         if num_envs < 1 or num_objects < 1 or num_envs % num_objects:
             raise ValueError(f"num_envs={num_envs} must be a positive multiple of num_objects={num_objects}")
         per_object = num_envs // num_objects
-        probe = env_creator(num_envs=per_object, buffers=None, seed=seed)
-        self.single_observation_space: gymnasium.spaces.Box = probe.single_observation_space
-        self.single_action_space: gymnasium.Space[Any] = probe.single_action_space
-        agents_per_object = probe.num_agents
-        probe.close()
+        self.single_observation_space, self.single_action_space, agents_per_object = probe_env(
+            env_creator, per_object, seed
+        )
         self.num_envs = num_envs
         self.num_agents = agents_per_object * num_objects
         self.buffers: Buffers = allocate(self.single_observation_space, self.single_action_space, self.num_agents)

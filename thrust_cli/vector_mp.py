@@ -63,7 +63,7 @@ import numpy as np
 
 from envs_cython.base import Buffers, action_dtype
 
-from .vector import EnvCreator, VectorizerError, merge_logs
+from .vector import EnvCreator, VectorizerError, merge_logs, probe_env
 
 __all__ = ["DEFAULT_PARENT_SPIN_US", "DEFAULT_SPIN_US", "Multiprocessing", "VectorizerError"]
 
@@ -363,11 +363,9 @@ class Multiprocessing:
         if start_method not in mp.get_all_start_methods():
             raise ValueError(f"unknown start_method {start_method!r}; allowed: {mp.get_all_start_methods()}")
         envs_per_object = envs_per_worker // objects_per_worker
-        probe = env_creator(num_envs=envs_per_object, buffers=None, seed=seed)
-        self.single_observation_space: gymnasium.spaces.Box = probe.single_observation_space
-        self.single_action_space: gymnasium.Space[Any] = probe.single_action_space
-        agents_per_object = probe.num_agents
-        probe.close()
+        self.single_observation_space, self.single_action_space, agents_per_object = probe_env(
+            env_creator, envs_per_object, seed
+        )
 
         self.num_envs = num_envs
         self.num_workers = num_workers
