@@ -16,8 +16,13 @@ import torch
 CHECKPOINT_DIR = "checkpoints"
 
 
-def save_checkpoint(run_dir: Path, state: dict[str, Any], step: int) -> Path:
-    """Write ``state`` to ``run_dir/checkpoints/step_<step>.pt`` atomically and return the path."""
+def save_checkpoint(run_dir: Path, state: dict[str, Any], step: int, keep_last: int | None = None) -> Path:
+    """Write ``state`` to ``run_dir/checkpoints/step_<step>.pt`` atomically and return the path.
+
+    A SIGKILL at any moment leaves either the previous files or the new one complete: the data is fsynced
+    under a temporary name, then renamed (atomic on POSIX), and the directory entry fsynced. With
+    ``keep_last`` only that many step files remain afterwards (oldest removed first).
+    """
     directory = Path(run_dir) / CHECKPOINT_DIR
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / f"step_{step:012d}.pt"
@@ -29,9 +34,19 @@ def save_checkpoint(run_dir: Path, state: dict[str, Any], step: int) -> Path:
             os.fsync(f.fileno())
         os.chmod(tmp, 0o644)  # mkstemp creates 0600
         os.replace(tmp, path)
+        dir_fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    for stale in directory.glob(".tmp_*.pt"):  # left by a process killed mid-write
+        stale.unlink(missing_ok=True)
+    if keep_last is not None:
+        for old in sorted(directory.glob("step_*.pt"))[:-keep_last]:
+            old.unlink(missing_ok=True)
     return path
 
 

@@ -86,9 +86,19 @@ def train(
         node = {"job": run_part(composed), "hydra": {"hydra": composed.hydra}, "all": composed}[cfg]
         typer.echo(OmegaConf.to_yaml(OmegaConf.create(node) if isinstance(node, dict) else node, resolve=resolve))
         return
-    run_dir = make_run_dir(composed, overrides)
-
     from .config import ConfigError
+
+    if composed.resume is not None:
+        from .config import resume_config
+
+        run_dir = Path(composed.resume).resolve()
+        try:
+            composed = resume_config(run_dir, [o for o in overrides if not o.startswith("resume=")])
+        except ConfigError as exc:
+            fail(str(exc))
+    else:
+        run_dir = make_run_dir(composed, overrides)
+
     from .train import TrainingError
     from .train import train as train_fn
 
@@ -114,15 +124,25 @@ def train(
 def sweep(
     ctx: typer.Context,
     multirun: bool = typer.Option(True, "--multirun", "-m", help="Accepted for Hydra habit; a sweep always is one."),
-    objective: str = typer.Option("mean_return_last_100", help="summary.json key reported and ranked."),
-    minimize: bool = typer.Option(False, "--minimize", help="Rank the objective low to high."),
+    objective: str = typer.Option(
+        None, help="summary.json key reported and ranked (default mean_return_last_100; with --hpo the file's)."
+    ),
+    minimize: bool | None = typer.Option(
+        None, "--minimize/--maximize", help="Rank (with --hpo: optimize) the objective low or high first."
+    ),
     jobs: int = typer.Option(1, "--jobs", "-j", min=1, help="Jobs run in parallel, each its own process."),
     sweep_dir: Path = typer.Option(None, "--dir", help="Sweep directory (default multirun/<date>/<time>)."),
+    hpo: str = typer.Option(None, "--hpo", help="Bayesian search with Optuna: a conf/hpo/ preset or a .yaml file."),
+    trials: int = typer.Option(None, "--trials", min=1, help="[--hpo] Trials the study holds in all (resumes count)."),
+    storage: str = typer.Option(None, "--storage", help="[--hpo] Optuna storage (default sqlite:///<dir>/study.db)."),
+    study_name: str = typer.Option(None, "--study-name", help="[--hpo] Study name (default the hpo preset's name)."),
 ) -> None:
     """Run a sweep: every combination of `key=a,b,...` overrides is a full `thrust train` run.
 
     Example: `thrust sweep -m lr=1e-3,3e-4 env.num_envs=16,32`. Writes sweep_summary.csv into the sweep
     directory (the last line printed); failed jobs are recorded and the sweep goes on.
+    With `--hpo cartpole` it is a Bayesian search (Optuna) over the space in conf/hpo/cartpole.yaml instead; the
+    same --storage and --study-name resume a study, and best.yaml holds the best trial's overrides.
     """
     from .config import ConfigError
     from .sweep import print_table, run_sweep
@@ -131,14 +151,71 @@ def sweep(
     options = [a for a in overrides if a.startswith("-")]
     if options:
         fail(f"unknown option '{options[0]}'; see `thrust sweep --help`")
+    if hpo is not None:
+        _hpo_sweep(hpo, overrides, objective, minimize, jobs, sweep_dir, trials, storage, study_name)
+        return
+    given = [
+        name for name, value in (("--trials", trials), ("--storage", storage), ("--study-name", study_name)) if value
+    ]
+    if given:
+        fail(f"{given[0]} needs --hpo (a Bayesian search)")
     if not overrides:
         fail("nothing to sweep; give overrides such as lr=1e-3,3e-4")
+    objective = objective or "mean_return_last_100"
     try:
         directory, rows = run_sweep(overrides, sweep_dir, objective, jobs, echo=lambda line: typer.echo(line, err=True))
     except ConfigError as exc:
         fail(str(exc))
     print_table(rows, objective, maximize=not minimize)
     typer.echo(str(directory))
+
+
+def _hpo_sweep(
+    hpo: str,
+    overrides: list[str],
+    objective: str | None,
+    minimize: bool | None,
+    jobs: int,
+    sweep_dir: Path | None,
+    trials: int | None,
+    storage: str | None,
+    study_name: str | None,
+) -> None:
+    """`thrust sweep --hpo`: run or resume an Optuna study, print its table and best trial (thrust_cli.hpo)."""
+    import dataclasses
+    import shlex
+
+    from .config import ConfigError
+    from .hpo import import_optuna, load_hpo, run_hpo
+    from .sweep import print_table
+
+    try:
+        import_optuna()
+        spec = load_hpo(hpo)
+        if objective is not None:
+            spec = dataclasses.replace(spec, objective=objective)
+        if minimize is not None:
+            spec = dataclasses.replace(spec, direction="minimize" if minimize else "maximize")
+        result = run_hpo(
+            spec, overrides, sweep_dir, trials, storage, study_name, jobs, echo=lambda line: typer.echo(line, err=True)
+        )
+    except (ConfigError, ImportError) as exc:
+        fail(str(exc))
+    print_table(result.rows, spec.objective, spec.direction == "maximize", "trial", "params")
+    failed = sum(row["status"] == "failed" for row in result.rows)
+    typer.echo(
+        f"study '{result.study_name}': {len(result.rows)} trials ({failed} failed) in {result.storage}", err=True
+    )
+    if result.best_trial is not None:
+        typer.echo(f"best trial {result.best_trial}: {spec.objective} = {result.best_value:.6g}", err=True)
+        typer.echo(f"  thrust train {shlex.join(result.best_overrides)}", err=True)
+    resume = ["thrust", "sweep", "--hpo", hpo, "--storage", result.storage, "--study-name", result.study_name]
+    typer.echo(f"more trials: {shlex.join(resume)} --trials N", err=True)
+    typer.echo(str(result.sweep_dir))
+    if result.interrupted:
+        raise typer.Exit(130)
+    if result.best_trial is None:
+        fail("no trial completed; see sweep_summary.csv for the errors", code=1)
 
 
 @app.command("eval", context_settings=EXTRA_ARGS)

@@ -74,6 +74,7 @@ class TrainConfig:
     target_window: int = positive(100)
     checkpoint_interval: int = positive(100_000)
     torch_threads: int = at_least(0, 1)
+    keep_last: int | None = optional_positive(None)
     progress: str = one_of(("auto", "rich", "plain", "none"), "auto")
     tensorboard: bool = True
 
@@ -148,6 +149,7 @@ class TopConfig:
     seed: int = at_least(0, 1)
     lr: float = positive(2.5e-4)
     device: str = one_of(("cpu", "cuda", "auto"), "cpu")
+    resume: str | None = None
 
 
 GROUPS: dict[str, dict[str, type]] = {
@@ -295,6 +297,31 @@ def compose_config(overrides: Sequence[str], with_hydra: bool = True) -> DictCon
         raise ConfigError(_explain(exc, overrides)) from None
     validate(cfg)
     return cfg
+
+
+def resume_config(run_dir: str | Path, overrides: Sequence[str]) -> DictConfig:
+    """The saved config of ``run_dir`` with ``key=value`` ``overrides`` on top (e.g. a longer
+    ``train.total_timesteps``), and ``resume`` set to the run directory.
+
+    Raises:
+        ConfigError: no such run, or an override that would change the run's groups (env, policy, ...).
+    """
+    saved = Path(run_dir) / ".hydra" / "config.yaml"
+    if not saved.is_file():
+        raise ConfigError(f"cannot resume '{run_dir}': no run directory with .hydra/config.yaml there")
+    for override in overrides:
+        key = override.split("=", 1)[0].lstrip("+~")
+        if "=" not in override or key in GROUPS:
+            raise ConfigError(
+                f"cannot change '{override}' when resuming; allowed: key=value overrides of the saved config"
+            )
+    try:
+        cfg = OmegaConf.merge(OmegaConf.load(saved), OmegaConf.from_dotlist([o.lstrip("+") for o in overrides]))
+    except OmegaConfBaseException as exc:
+        raise ConfigError(f"invalid override when resuming: {str(exc).splitlines()[0]}") from None
+    cfg.resume = str(Path(run_dir).resolve())
+    validate(cfg)  # type: ignore[arg-type]
+    return cfg  # type: ignore[return-value]
 
 
 def run_part(cfg: DictConfig) -> DictConfig:

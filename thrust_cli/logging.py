@@ -23,6 +23,7 @@ class RunLogger:
         progress: ``auto`` | ``rich`` | ``plain`` | ``none``.
         tensorboard: also write TensorBoard event files.
         stream: where progress goes (stderr by default, so stdout stays clean for the run path).
+        resume_step: when resuming from a checkpoint at this step, drop later metrics of the old segment.
     """
 
     def __init__(
@@ -32,12 +33,23 @@ class RunLogger:
         progress: str = "auto",
         tensorboard: bool = True,
         stream: TextIO | None = None,
+        resume_step: int | None = None,
     ) -> None:
         self.run_dir = Path(run_dir)
         self.total_steps = total_steps
         self.stream = stream or sys.stderr
-        self._metrics = open(self.run_dir / "metrics.jsonl", "a", buffering=1)  # noqa: SIM115
-        self._tb = ScalarWriter(self.run_dir) if tensorboard else None
+        metrics_path = self.run_dir / "metrics.jsonl"
+        if resume_step is not None and metrics_path.is_file():
+            # drop what a killed process logged after its last checkpoint: the series stays continuous
+            kept = [
+                line
+                for line in metrics_path.read_text().splitlines()
+                if line.strip() and json.loads(line).get("global_step", 0) <= resume_step
+            ]
+            metrics_path.write_text("".join(line + "\n" for line in kept))
+        self._metrics = open(metrics_path, "a", buffering=1)  # noqa: SIM115
+        purge = None if resume_step is None else resume_step + 1
+        self._tb = ScalarWriter(self.run_dir, purge_step=purge) if tensorboard else None
         if progress == "auto":
             progress = "rich" if self.stream.isatty() else "plain"
         self.mode = progress

@@ -3,7 +3,8 @@
 Sweeps are expanded with Hydra's own override grammar (the cartesian product of every ``key=a,b,...``, as
 Hydra's basic sweeper does). Each job is a full ``thrust train`` run in its own process, with its run directory
 at ``<sweep dir>/<job number>``, so a job that crashes, diverges or gets a bad value is recorded as failed and the
-sweep goes on. At the end: ``sweep_summary.csv`` in the sweep directory and a table.
+sweep goes on. At the end: ``sweep_summary.csv`` in the sweep directory and a table. Bayesian search
+(``thrust sweep --hpo``, :mod:`thrust_cli.hpo`) runs its trials through the same :func:`run_job`.
 """
 
 from __future__ import annotations
@@ -89,8 +90,7 @@ def run_sweep(
         The sweep directory and one row per job, in job order.
     """
     points = expand(overrides)
-    sweep_dir = Path(sweep_dir or Path("multirun") / datetime.now().strftime("%Y-%m-%d/%H-%M-%S")).resolve()
-    sweep_dir.mkdir(parents=True, exist_ok=True)
+    sweep_dir = make_sweep_dir(sweep_dir)
     (sweep_dir / "sweep.json").write_text(json.dumps({"overrides": list(overrides), "jobs": points}, indent=2))
 
     def one(item: tuple[int, list[str]]) -> dict[str, Any]:
@@ -102,15 +102,43 @@ def run_sweep(
 
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
         rows = list(pool.map(one, enumerate(points)))
-    with open(sweep_dir / "sweep_summary.csv", "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=SUMMARY_FIELDS)
-        writer.writeheader()
-        writer.writerows(rows)
+    write_summary(sweep_dir, rows)
     return sweep_dir, rows
 
 
-def print_table(rows: list[dict[str, Any]], objective: str, maximize: bool = True) -> None:
-    """A rich table of the sweep, best objective first (failed jobs last)."""
+def make_sweep_dir(sweep_dir: Path | None) -> Path:
+    """Create (if needed) and return the sweep directory, by default ``multirun/<date>/<time>``."""
+    path = Path(sweep_dir or Path("multirun") / datetime.now().strftime("%Y-%m-%d/%H-%M-%S")).resolve()
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def write_summary(sweep_dir: Path, rows: list[dict[str, Any]], fields: Sequence[str] = SUMMARY_FIELDS) -> Path:
+    """Write ``sweep_summary.csv`` (the ``fields`` columns of each row) into the sweep directory."""
+    path = sweep_dir / "sweep_summary.csv"
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(fields), extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
+
+
+def print_table(
+    rows: list[dict[str, Any]],
+    objective: str,
+    maximize: bool = True,
+    id_column: str = "job",
+    overrides_column: str = "overrides",
+) -> None:
+    """A rich table of the sweep, best objective first (failed jobs last).
+
+    Args:
+        rows: one dict per job with the :data:`SUMMARY_FIELDS` keys.
+        objective: the name of the objective column.
+        maximize: rank high objectives first.
+        id_column: the key naming each row (``job``; ``trial`` for a Bayesian search).
+        overrides_column: the key of the overrides shown (a Bayesian search shows only the searched ones).
+    """
     from rich.console import Console
     from rich.table import Table
 
@@ -121,16 +149,16 @@ def print_table(rows: list[dict[str, Any]], objective: str, maximize: bool = Tru
         return (0, -value if maximize else value)
 
     table = Table(title=f"sweep ({objective})")
-    for column in ("job", "overrides", "status", objective, "SPS", "steps", "seconds"):
+    for column in (id_column, "overrides", "status", objective, "SPS", "steps", "seconds"):
         table.add_column(column)
     for row in sorted(rows, key=key):
         table.add_row(
-            str(row["job"]),
-            row["overrides"],
+            str(row[id_column]),
+            row[overrides_column],
             row["status"] if not row["error"] else f"failed: {row['error']}",
             "-" if row["objective"] is None else f"{row['objective']:.2f}",
             "-" if row["sps"] is None else f"{row['sps']:,}",
             "-" if row["steps"] is None else f"{row['steps']:,}",
-            f"{row['seconds']:.1f}",
+            "-" if row["seconds"] is None else f"{row['seconds']:.1f}",
         )
     Console(stderr=True).print(table)

@@ -57,12 +57,20 @@ def _length_delimited(number: int, payload: bytes) -> bytes:
     return _field(number, 2) + _varint(len(payload)) + payload
 
 
-def _event(wall_time: float, step: int, summary: bytes | None = None, file_version: str | None = None) -> bytes:
+def _event(
+    wall_time: float,
+    step: int,
+    summary: bytes | None = None,
+    file_version: str | None = None,
+    session_start: bool = False,
+) -> bytes:
     out = _field(1, 1) + struct.pack("<d", wall_time) + _field(2, 0) + _varint(step)
     if file_version is not None:
         out += _length_delimited(3, file_version.encode())
     if summary is not None:
         out += _length_delimited(5, summary)
+    if session_start:
+        out += _length_delimited(7, _field(1, 0) + _varint(1))  # SessionLog{status: START}
     return out
 
 
@@ -77,16 +85,25 @@ class ScalarWriter:
     Args:
         logdir: directory of the event file (created if missing).
         flush_secs: flush to disk at most this often (and on close).
+        purge_step: on resume, TensorBoard drops the events of earlier files at this step and later (a
+            ``SessionLog.START`` event, as ``SummaryWriter(purge_step=...)`` writes), so a series continues
+            without the steps of a segment that was lost.
     """
 
-    def __init__(self, logdir: str | os.PathLike[str], flush_secs: float = 5.0) -> None:
+    def __init__(self, logdir: str | os.PathLike[str], flush_secs: float = 5.0, purge_step: int | None = None) -> None:
         Path(logdir).mkdir(parents=True, exist_ok=True)
         name = f"events.out.tfevents.{int(time.time())}.{socket.gethostname()}.{os.getpid()}"
         self.path = Path(logdir) / name
+        n = 0
+        while self.path.exists():  # a second writer in the same second and process (e.g. a resume)
+            n += 1
+            self.path = Path(logdir) / f"{name}.{n}"
         self._file = open(self.path, "ab")  # noqa: SIM115 - closed in close()
         self._flush_secs = flush_secs
         self._last_flush = time.monotonic()
         self._write(_event(time.time(), 0, file_version="brain.Event:2"))
+        if purge_step is not None:
+            self._write(_event(time.time(), purge_step, session_start=True))
 
     def _write(self, record: bytes) -> None:
         header = struct.pack("<Q", len(record))

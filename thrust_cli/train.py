@@ -20,7 +20,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from .advantage import gae
-from .checkpoint import save_checkpoint
+from .checkpoint import load_checkpoint, save_checkpoint
 from .collector import Collector
 from .config import validate
 from .envs import make_vector
@@ -90,14 +90,13 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
     batch_size = T * N
     num_updates = max(1, math.ceil(tcfg.total_timesteps / batch_size))
     tracker = EpisodeTracker(N, window=max(tcfg.target_window, 100))
-    logger = RunLogger(run_dir, num_updates * batch_size, tcfg.progress, tcfg.tensorboard)
     config_container = OmegaConf.to_container(run, resolve=True)
     spaces = {
         "obs_shape": list(obs_space.shape),
         "obs_dtype": str(obs_space.dtype),
         "num_actions": int(act_space.n),
     }
-    update = 0
+    updates_done = 0
     solved: dict[str, Any] = {"step": None, "s": None}
     interrupted = _InterruptFlag()
 
@@ -116,19 +115,36 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
             "policy": policy.state_dict(),
             "optimizer": optimizer.state_dict(),
             "global_step": collector.global_step,
-            "update": update,
+            "update": updates_done,
             "config": config_container,
             "spaces": spaces,
+            "rng": {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()},
+            "episodes": {
+                "returns": list(tracker.recent_returns),
+                "lengths": list(tracker.recent_lengths),
+                "count": tracker.episodes,
+            },
         }
-        return save_checkpoint(run_dir, state, collector.global_step)
+        return save_checkpoint(run_dir, state, collector.global_step, keep_last=tcfg.keep_last)
 
-    next_checkpoint = tcfg.checkpoint_interval
-    vec.reset(seed=run.seed)
+    resume_step: int | None = None
+    if run.resume is not None:
+        # continue where the last checkpoint left off: weights, optimizer, LR schedule (update count), step,
+        # RNG states and the episode window; envs start fresh episodes, seeded from the resumed step
+        try:
+            updates_done, resume_step = _restore(run_dir, policy, optimizer, collector, tracker)
+        except BaseException:
+            vec.close()
+            raise
+    logger = RunLogger(run_dir, num_updates * batch_size, tcfg.progress, tcfg.tensorboard, resume_step=resume_step)
+    env_seed = run.seed + (resume_step or 0)
+    next_checkpoint = (collector.global_step // tcfg.checkpoint_interval + 1) * tcfg.checkpoint_interval
+    vec.reset(seed=env_seed)
     train_start = time.perf_counter()
     timing = {"rollout_s": 0.0, "learn_s": 0.0}
     failure: str | None = None
     try:
-        for update in range(1, num_updates + 1):
+        for update in range(updates_done + 1, num_updates + 1):
             # rollout (sync or async groups of agents, see collector.py)
             rollout_begin = time.perf_counter()
             buf = collector.collect()
@@ -139,6 +155,7 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
             if algo.anneal_lr:
                 optimizer.param_groups[0]["lr"] = run.lr * (1.0 - (update - 1.0) / num_updates)
             stats, b_values, b_returns = ppo_update(policy, optimizer, buf, algo, collector.global_step)
+            updates_done = update
             timing["learn_s"] += time.perf_counter() - learn_begin
 
             # log and checkpoint
@@ -179,6 +196,34 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
     if failure is not None:
         raise TrainingError(f"{failure} (run saved in {run_dir})")
     return summary
+
+
+def _restore(
+    run_dir: Path, policy: Any, optimizer: Adam, collector: Collector, tracker: EpisodeTracker
+) -> tuple[int, int]:
+    """Load the latest checkpoint of ``run_dir`` into the training state; return (updates done, global step).
+
+    A run killed before its first checkpoint restarts from step 0 in the same directory.
+    """
+    try:
+        state = load_checkpoint(run_dir)
+    except FileNotFoundError:
+        return 0, 0
+    try:
+        policy.load_state_dict(state["policy"])
+        optimizer.load_state_dict(state["optimizer"])
+    except (RuntimeError, ValueError, KeyError) as exc:
+        raise TrainingError(f"cannot resume from '{state['path']}': {str(exc).splitlines()[0]}") from None
+    collector.global_step = int(state["global_step"])
+    if "rng" in state:
+        torch.set_rng_state(state["rng"]["torch"])
+        np.random.set_state(state["rng"]["numpy"])
+        random.setstate(state["rng"]["python"])
+    episodes = state.get("episodes", {})
+    tracker.recent_returns.extend(episodes.get("returns", []))
+    tracker.recent_lengths.extend(episodes.get("lengths", []))
+    tracker.episodes = int(episodes.get("count", 0))
+    return int(state.get("update", 0)), collector.global_step
 
 
 def ppo_update(

@@ -1,0 +1,105 @@
+"""Resume: a run continues from its latest checkpoint — weights, optimizer, LR schedule, step, metrics series."""
+
+from __future__ import annotations
+
+import json
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from thrust_cli.checkpoint import find_checkpoint, load_checkpoint
+from thrust_cli.cli import app
+from thrust_cli.evaluate import evaluate
+
+
+def steps_in_metrics(run_dir: Path) -> list[int]:
+    return [json.loads(line)["global_step"] for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_resume_continues_step_optimizer_schedule_and_metrics(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    runner = CliRunner()
+    first = runner.invoke(app, ["train", "train.total_timesteps=8192", "train.checkpoint_interval=4096"])
+    assert first.exit_code == 0, first.output
+    run_dir = Path(first.stdout.strip().splitlines()[-1])
+    before = load_checkpoint(run_dir)
+    # a line a killed process wrote after its last checkpoint must not survive the resume
+    with open(run_dir / "metrics.jsonl", "a") as f:
+        f.write(json.dumps({"global_step": 10**9}) + "\n")
+
+    resumed = runner.invoke(app, ["train", f"resume={run_dir}", "train.total_timesteps=16384"])
+    assert resumed.exit_code == 0, resumed.output
+    assert Path(resumed.stdout.strip().splitlines()[-1]) == run_dir
+    after = load_checkpoint(run_dir)
+    assert after["global_step"] == 16384 > before["global_step"]
+    assert after["update"] == 2 * before["update"]
+    assert after["optimizer"]["step"] > before["optimizer"]["step"]
+    steps = steps_in_metrics(run_dir)
+    assert steps == sorted(set(steps)) and steps[-1] == 16384 and 10**9 not in steps
+    assert len(list(run_dir.glob("events.out.tfevents.*"))) == 2
+
+    bad = runner.invoke(app, ["train", f"resume={run_dir}", "env=gym"])
+    assert bad.exit_code == 2 and "cannot change 'env=gym' when resuming" in bad.output
+
+
+def test_keep_last_retains_only_the_newest_checkpoints(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(
+        app, ["train", "train.total_timesteps=8192", "train.checkpoint_interval=1024", "train.keep_last=2"]
+    )
+    run_dir = Path(result.stdout.strip().splitlines()[-1])
+    assert [p.name for p in sorted((run_dir / "checkpoints").glob("*.pt"))] == [
+        "step_000000007168.pt",
+        "step_000000008192.pt",
+    ]
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_ten_sigkills_each_resumed_still_solve_cartpole(tmp_path: Path) -> None:
+    """SIGKILL at random moments, resume after each: every checkpoint loads, the step count only grows."""
+    rng = random.Random(0)
+    base = [sys.executable, "-m", "thrust_cli.cli", "train", "train.progress=none", "train.checkpoint_interval=4096"]
+    run_dir = tmp_path / "run"
+    last_step = 0
+    for kill in range(11):
+        extra = [f"hydra.run.dir={run_dir}"] if kill == 0 else [f"resume={run_dir}"]
+        proc = subprocess.Popen([*base, *extra], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        if kill < 10:
+            time.sleep(rng.uniform(1.0, 3.0))
+            proc.send_signal(signal.SIGKILL)
+        proc.communicate(timeout=120)
+        try:
+            state = load_checkpoint(find_checkpoint(run_dir))
+        except FileNotFoundError:
+            state = {"global_step": 0}
+        assert state["global_step"] >= last_step
+        last_step = state["global_step"]
+    assert proc.returncode == 0
+    assert json.loads((run_dir / "summary.json").read_text())["global_step"] >= 150000
+    assert all(torch.isfinite(t).all() for t in load_checkpoint(run_dir)["policy"].values())
+    assert evaluate(run_dir, episodes=100)["mean_return"] >= 475
+
+
+def test_tensorboard_series_continues_without_the_lost_segment(tmp_path: Path) -> None:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from thrust_cli.tbwriter import ScalarWriter
+
+    first = ScalarWriter(tmp_path)
+    for step in (100, 200, 300):  # 300 was logged after the checkpoint at 200, then the process died
+        first.add_scalars({"x": step}, step)
+    first.close()
+    second = ScalarWriter(tmp_path, purge_step=201)
+    second.add_scalars({"x": 250.0}, 250)
+    second.close()
+    acc = EventAccumulator(str(tmp_path))
+    acc.Reload()
+    assert [e.step for e in acc.Scalars("x")] == [100, 200, 250]
