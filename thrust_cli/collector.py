@@ -45,12 +45,25 @@ class Collector:
         device: torch.device,
         tracker: EpisodeTracker,
         stop: Callable[[int], bool],
+        bptt_horizon: int = 1,
     ) -> None:
         obs_space = vec.single_observation_space
         obs_dtype = torch.from_numpy(np.zeros(0, dtype=obs_space.dtype)).dtype
         self.vec, self.policy, self.T, self.device = vec, policy, num_steps, device
         self.num_agents = vec.num_agents
-        self.bufs = [Rollout.allocate(num_steps, self.num_agents, obs_space.shape, obs_dtype, device) for _ in range(2)]
+        # recurrent policies: the running state of every agent, and each segment's start state in the rollout
+        self.L = bptt_horizon
+        recurrent = bool(getattr(policy, "recurrent", False))
+        hidden = policy.hidden_size if recurrent else 0
+        self.state: tuple[torch.Tensor, torch.Tensor] | None = (
+            policy.initial_state(self.num_agents, device) if recurrent else None
+        )
+        self.bufs = [
+            Rollout.allocate(
+                num_steps, self.num_agents, obs_space.shape, obs_dtype, device, num_steps // bptt_horizon, hidden
+            )
+            for _ in range(2)
+        ]
         self.tracker, self.stop = tracker, stop
         self.seq = 0  # the rollout being completed
         self.position: dict[GroupKey, tuple[int, int]] = {}  # (rollout, row) of the group's next observation
@@ -77,7 +90,7 @@ class Collector:
             if row == self.T:  # the bootstrap observation of rollout `seq`
                 if seq <= self.seq + 1:
                     with torch.no_grad():
-                        self.bufs[seq % 2].last_values[index] = self.policy.value(obs_t)
+                        self.bufs[seq % 2].last_values[index] = self._values(obs_t, index)
                     self.completed[seq] = self.completed.get(seq, 0) + key[1]
                 seq, row = seq + 1, 0
                 self.position[key] = (seq, row)
@@ -88,11 +101,29 @@ class Collector:
                     return self.bufs[(self.seq - 1) % 2]
             self._act(key, index, seq, row, obs_t)
 
+    def _values(self, obs: torch.Tensor, index: Any) -> torch.Tensor:
+        """V(obs) for the agents ``index`` (with their current recurrent state, which is not advanced)."""
+        if self.state is None:
+            return self.policy.value(obs)
+        return self.policy(obs, (self.state[0][:, index], self.state[1][:, index]))[1]
+
     def _act(self, key: GroupKey, index: Any, seq: int, row: int, obs: torch.Tensor) -> None:
+        store = seq <= self.seq + 1
         with torch.no_grad():
-            logits, values = self.policy(obs)
+            if self.state is None:
+                logits, values = self.policy(obs)
+            else:
+                h, c = self.state[0][:, index], self.state[1][:, index]
+                if store and row % self.L == 0:
+                    buf = self.bufs[seq % 2]
+                    assert buf.h0 is not None and buf.c0 is not None
+                    buf.h0[row // self.L, index] = h[0]
+                    buf.c0[row // self.L, index] = c[0]
+                logits, values, (h, c) = self.policy(obs, (h, c))
+                self.state[0][:, index] = h
+                self.state[1][:, index] = c
             actions, logprobs = sample_actions(logits)
-        if seq <= self.seq + 1:
+        if store:
             buf = self.bufs[seq % 2]
             buf.obs[row, index] = obs
             buf.actions[row, index] = actions
@@ -117,8 +148,24 @@ class Collector:
         dones = terminals | truncations
         self.global_step += len(agent_ids)
         self.tracker.step(rewards, dones, index if isinstance(index, slice) else agent_ids)
-        if row < 0:
-            return
+        if row >= 0:
+            self._store(seq, row, index, agent_ids, rewards, terminals, truncations, dones)
+        if self.state is not None and dones.any():
+            ended = torch.from_numpy(agent_ids[dones]).to(self.device)
+            self.state[0][:, ended] = 0.0  # the next observation starts a new episode
+            self.state[1][:, ended] = 0.0
+
+    def _store(
+        self,
+        seq: int,
+        row: int,
+        index: Any,
+        agent_ids: np.ndarray,
+        rewards: np.ndarray,
+        terminals: np.ndarray,
+        truncations: np.ndarray,
+        dones: np.ndarray,
+    ) -> None:
         buf = self.bufs[seq % 2]
         buf.rewards[row, index] = torch.from_numpy(rewards).to(self.device)
         buf.terminals[row, index] = torch.from_numpy(terminals).to(self.device)
@@ -127,7 +174,7 @@ class Collector:
         buf.truncated[row, index] = torch.from_numpy(cut).to(self.device)
         if cut.any():
             # bootstrap a truncated episode from its final observation, never the auto-reset one
-            ids = agent_ids[cut]
-            final_obs = torch.from_numpy(self.vec.final_observations[ids]).to(self.device)
+            ids = torch.from_numpy(agent_ids[cut]).to(self.device)
+            final_obs = torch.from_numpy(self.vec.final_observations[agent_ids[cut]]).to(self.device)
             with torch.no_grad():
-                buf.final_values[row, torch.from_numpy(ids).to(self.device)] = self.policy.value(final_obs)
+                buf.final_values[row, ids] = self._values(final_obs, ids)

@@ -104,12 +104,25 @@ class BusyEnvConfig:
 
 
 @dataclass
+class MemoryEnvConfig:
+    name: str = "memory"
+    num_envs: int = positive(64)
+    k: int = positive(8)
+
+
+@dataclass
 class MLPConfig:
     name: str = "mlp"
     hidden_size: int = positive(64)
     num_layers: int = at_least(0, 2)
     activation: str = one_of(("tanh", "relu", "gelu"), "tanh")
     shared: bool = False
+
+
+@dataclass
+class LSTMConfig:
+    name: str = "lstm"
+    hidden_size: int = positive(128)
 
 
 @dataclass
@@ -128,6 +141,7 @@ class PPOConfig:
     norm_adv: bool = True
     anneal_lr: bool = True
     target_kl: float | None = optional_positive(None)
+    bptt_horizon: int = positive(16)
 
 
 @dataclass
@@ -153,8 +167,8 @@ class TopConfig:
 
 
 GROUPS: dict[str, dict[str, type]] = {
-    "env": {"cartpole": CartPoleEnvConfig, "gym": GymEnvConfig, "busy": BusyEnvConfig},
-    "policy": {"mlp": MLPConfig},
+    "env": {"cartpole": CartPoleEnvConfig, "gym": GymEnvConfig, "busy": BusyEnvConfig, "memory": MemoryEnvConfig},
+    "policy": {"mlp": MLPConfig, "lstm": LSTMConfig},
     "algo": {"ppo": PPOConfig},
     "vec": {"serial": SerialVecConfig, "multiprocessing": MultiprocessingVecConfig},
 }
@@ -214,6 +228,11 @@ def validate(cfg: DictConfig) -> DictConfig:
             raise ConfigError(f"{group}.name={name!r} is invalid; allowed: {', '.join(options)}")
         out[group] = _check_node(node, options[name], group)
     _check_vec(out["vec"], out["env"].num_envs)
+    if out["policy"].name == "lstm" and out["algo"].num_steps % out["algo"].bptt_horizon:
+        raise ConfigError(
+            f"algo.num_steps={out['algo'].num_steps} must be a multiple of algo.bptt_horizon="
+            f"{out['algo'].bptt_horizon} with policy=lstm"
+        )
     typed = OmegaConf.create(out)
     OmegaConf.set_struct(typed, True)
     return typed

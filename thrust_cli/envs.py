@@ -24,7 +24,11 @@ def env_creator(env_cfg: Any) -> EnvCreator:
         from envs_cython.busy import Busy
 
         return partial(Busy, work=env_cfg.work, obs_dim=env_cfg.obs_dim, max_steps=env_cfg.max_steps)
-    raise ValueError(f"unknown env '{env_cfg.name}'; allowed: cartpole, gym, busy")
+    if env_cfg.name == "memory":
+        from envs_cython.memory import Memory
+
+        return partial(Memory, k=env_cfg.k)
+    raise ValueError(f"unknown env '{env_cfg.name}'; allowed: cartpole, gym, busy, memory")
 
 
 def make_env(env_cfg: Any, num_envs: int, seed: int = 0) -> Env:

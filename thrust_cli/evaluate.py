@@ -21,7 +21,7 @@ def load_policy(path: str | os.PathLike[str]) -> tuple[torch.nn.Module, Any, dic
     state = load_checkpoint(path)
     cfg = OmegaConf.create(state["config"])
     spaces = state["spaces"]
-    policy = make_policy(tuple(spaces["obs_shape"]), spaces["num_actions"], cfg.policy)
+    policy = make_policy(tuple(spaces["obs_shape"]), spaces["num_actions"], cfg.policy, spaces.get("num_codes"))
     try:
         policy.load_state_dict(state["policy"])
     except RuntimeError as exc:
@@ -69,10 +69,16 @@ def evaluate(
     lengths = np.zeros(episodes, dtype=np.int64)
     finished = np.zeros(episodes, dtype=bool)
     env.reset(seed)
+    recurrent = bool(getattr(policy, "recurrent", False))
+    hidden: Any = policy.initial_state(env.num_agents) if recurrent else None  # type: ignore[operator]
     try:
         with torch.no_grad():
             for _ in range(max_steps):
-                logits, _ = policy(torch.from_numpy(env.observations))
+                obs = torch.from_numpy(env.observations)
+                if hidden is not None:
+                    logits, _, hidden = policy(obs, hidden)
+                else:
+                    logits, _ = policy(obs)
                 if deterministic:
                     actions = logits.argmax(-1)
                 else:
@@ -81,7 +87,12 @@ def evaluate(
                 running = ~finished
                 returns[running] += env.rewards[running]
                 lengths[running] += 1
-                finished |= env.terminals | env.truncations
+                done = env.terminals | env.truncations
+                finished |= done
+                if hidden is not None and done.any():
+                    ended = torch.from_numpy(np.flatnonzero(done))
+                    hidden[0][:, ended] = 0.0
+                    hidden[1][:, ended] = 0.0
                 if finished.all():
                     break
             else:

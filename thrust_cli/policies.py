@@ -105,6 +105,85 @@ class MLPPolicy(nn.Module):
         return self.forward(obs)[1]
 
 
+class LSTMPolicy(nn.Module):
+    """Encoder → one LSTM layer → actor and critic heads (REFERENCE.md §7).
+
+    The encoder suits the observation: integer cell codes (e.g. Snake's int8 view) are one-hot encoded over
+    ``num_codes`` values, float vectors go through a linear layer; both end in ``hidden_size`` ReLU units.
+    In the rollout the LSTM steps one observation at a time; :meth:`forward_sequence` replays a segment from its
+    stored start state, zeroing the state where an episode ended, so it reproduces the rollout exactly.
+
+    Args:
+        obs_shape: shape of one observation.
+        num_actions: number of discrete actions.
+        hidden_size: width of the encoder output and of the LSTM state.
+        num_codes: for integer observations, the number of distinct codes (max code + 1); None for floats.
+    """
+
+    recurrent = True
+
+    def __init__(
+        self, obs_shape: tuple[int, ...], num_actions: int, hidden_size: int = 128, num_codes: int | None = None
+    ) -> None:
+        super().__init__()
+        self.num_codes = num_codes
+        self.hidden_size = hidden_size
+        in_dim = math.prod(obs_shape) * (num_codes or 1)
+        self.encoder = nn.Sequential(layer_init(nn.Linear(in_dim, hidden_size)), nn.ReLU())
+        self.lstm = nn.LSTM(hidden_size, hidden_size)
+        for name, param in self.lstm.named_parameters():
+            if "bias" in name:
+                nn.init.constant_(param, 0.0)
+            else:
+                nn.init.orthogonal_(param, 1.0)
+        self.actor_head = layer_init(nn.Linear(hidden_size, num_actions), gain=0.01)
+        self.critic_head = layer_init(nn.Linear(hidden_size, 1), gain=1.0)
+
+    def initial_state(self, batch: int, device: torch.device | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Zero state ``(h, c)``, each [1, batch, hidden_size]."""
+        h = torch.zeros(1, batch, self.hidden_size, device=device)
+        return h, torch.zeros_like(h)
+
+    def encode(self, obs: torch.Tensor) -> torch.Tensor:
+        """[B, *obs_shape] → [B, hidden_size]."""
+        if self.num_codes is not None:
+            x = nn.functional.one_hot(obs.flatten(1).long(), self.num_codes).flatten(1).float()
+        else:
+            x = obs.flatten(1).float()
+        return self.encoder(x)
+
+    def forward(
+        self, obs: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor]
+    ) -> tuple[torch.Tensor, torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+        """One step: ``(logits [B, A], values [B], (h, c))`` for observations [B, ...] and state [1, B, H]."""
+        out, new_state = self.lstm(self.encode(obs).unsqueeze(0), state)
+        out = out.squeeze(0)
+        return self.actor_head(out), self.critic_head(out).squeeze(-1), new_state
+
+    def forward_sequence(
+        self, obs: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor], resets: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Replay segments: ``(logits [S, L, A], values [S, L])``.
+
+        Shapes:
+            obs: [S, L, *obs_shape]; state: ([1, S, H], [1, S, H]), the state before step 0 (already zeroed if
+            step 0 starts an episode); resets: [S, L] bool, True where step t starts a new episode (t > 0).
+        """
+        S, L = resets.shape
+        x = self.encode(obs.reshape(S * L, *obs.shape[2:])).reshape(S, L, -1)
+        keep = (~resets).float()
+        h, c = state
+        outputs = []
+        for t in range(L):
+            if t > 0:
+                mask = keep[:, t].view(1, S, 1)
+                h, c = h * mask, c * mask
+            out, (h, c) = self.lstm(x[:, t].unsqueeze(0), (h, c))
+            outputs.append(out.squeeze(0))
+        hidden = torch.stack(outputs, dim=1)
+        return self.actor_head(hidden), self.critic_head(hidden).squeeze(-1)
+
+
 def sample_actions(logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Sample from the categorical distribution given by ``logits [B, A]``; return ``(actions, logprobs)``."""
     logp = torch.log_softmax(logits, dim=-1)
@@ -119,8 +198,14 @@ def evaluate_actions(logits: torch.Tensor, actions: torch.Tensor) -> tuple[torch
     return logp.gather(-1, actions.long().unsqueeze(-1)).squeeze(-1), entropy
 
 
-def make_policy(obs_shape: tuple[int, ...], num_actions: int, cfg: Any) -> MLPPolicy:
-    """Build the policy named by ``cfg.name`` (the ``policy`` config group)."""
+def make_policy(
+    obs_shape: tuple[int, ...], num_actions: int, cfg: Any, num_codes: int | None = None
+) -> MLPPolicy | LSTMPolicy:
+    """Build the policy named by ``cfg.name`` (the ``policy`` config group).
+
+    Args:
+        num_codes: for integer observations, the number of distinct codes (the LSTM one-hot encodes them).
+    """
     if cfg.name == "mlp":
         return MLPPolicy(
             obs_dim=math.prod(obs_shape),
@@ -130,4 +215,6 @@ def make_policy(obs_shape: tuple[int, ...], num_actions: int, cfg: Any) -> MLPPo
             activation=cfg.activation,
             shared=cfg.shared,
         )
-    raise ValueError(f"unknown policy '{cfg.name}'; allowed: mlp")
+    if cfg.name == "lstm":
+        return LSTMPolicy(obs_shape, num_actions, hidden_size=cfg.hidden_size, num_codes=num_codes)
+    raise ValueError(f"unknown policy '{cfg.name}'; allowed: mlp, lstm")

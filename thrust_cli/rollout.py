@@ -38,6 +38,8 @@ class Rollout:
     truncated: torch.Tensor
     final_values: torch.Tensor
     last_values: torch.Tensor
+    h0: torch.Tensor | None = None  # recurrent policies: state before each segment's first row [T/L, N, H]
+    c0: torch.Tensor | None = None
 
     @classmethod
     def allocate(
@@ -47,7 +49,10 @@ class Rollout:
         obs_shape: tuple[int, ...],
         obs_dtype: torch.dtype,
         device: torch.device,
+        segments: int = 0,
+        hidden_size: int = 0,
     ) -> Rollout:
+        """Zeroed tensors; with ``hidden_size`` also the start states of ``segments`` segments per agent."""
         T, N = num_steps, num_agents
 
         def zeros(*shape: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
@@ -64,6 +69,8 @@ class Rollout:
             truncated=zeros(T, N, dtype=torch.bool),
             final_values=zeros(T, N),
             last_values=zeros(N),
+            h0=zeros(segments, N, hidden_size) if hidden_size else None,
+            c0=zeros(segments, N, hidden_size) if hidden_size else None,
         )
 
     def next_values(self) -> torch.Tensor:

@@ -83,7 +83,8 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
     if not hasattr(act_space, "n"):
         vec.close()
         raise TrainingError(f"action space {act_space} is not supported yet; allowed: Discrete")
-    policy = make_policy(obs_space.shape, int(act_space.n), run.policy).to(device)
+    num_codes = int(obs_space.high.max()) + 1 if np.issubdtype(obs_space.dtype, np.integer) else None
+    policy = make_policy(obs_space.shape, int(act_space.n), run.policy, num_codes).to(device)
     optimizer = Adam(policy.parameters(), lr=run.lr, eps=1e-5)
 
     T, N = algo.num_steps, vec.num_agents
@@ -95,6 +96,7 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
         "obs_shape": list(obs_space.shape),
         "obs_dtype": str(obs_space.dtype),
         "num_actions": int(act_space.n),
+        "num_codes": num_codes,
     }
     updates_done = 0
     solved: dict[str, Any] = {"step": None, "s": None}
@@ -108,7 +110,8 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
                 solved.update(step=global_step, s=time.perf_counter() - start)
         return interrupted.flag or solved["step"] is not None
 
-    collector = Collector(vec, policy, T, device, tracker, stop)
+    recurrent = bool(getattr(policy, "recurrent", False))
+    collector = Collector(vec, policy, T, device, tracker, stop, algo.bptt_horizon if recurrent else 1)
 
     def checkpoint() -> Path:
         state = {
@@ -227,7 +230,7 @@ def _restore(
 
 
 def ppo_update(
-    policy: torch.nn.Module, optimizer: Adam, buf: Rollout, algo: Any, global_step: int
+    policy: Any, optimizer: Adam, buf: Rollout, algo: Any, global_step: int
 ) -> tuple[list[PPOStats], torch.Tensor, torch.Tensor]:
     """GAE on a full rollout, then ``update_epochs`` passes of shuffled minibatches of the PPO loss.
 
@@ -249,15 +252,23 @@ def ppo_update(
             algo.gae_lambda,
         )
 
-    # flatten the batch
-    batch_size = buf.rewards.numel()
-    minibatch_size = min(algo.minibatch_size, batch_size)
-    b_obs = buf.obs.reshape(batch_size, *buf.obs.shape[2:])
-    b_actions = buf.actions.reshape(-1)
-    b_logprobs = buf.logprobs.reshape(-1)
-    b_values = buf.values.reshape(-1)
-    b_advantages = advantages.T.reshape(-1)
-    b_returns = returns.T.reshape(-1)
+    # flatten the batch: samples [B] for a feed-forward policy; segments [S, L] for a recurrent one, each
+    # replayed from its stored start state with the stored episode ends (REFERENCE.md §7)
+    T = buf.rewards.shape[0]
+    recurrent = buf.h0 is not None
+    L = T // buf.h0.shape[0] if buf.h0 is not None else 1
+    seq = _to_segments if recurrent else _to_samples
+    b_obs = seq(buf.obs, L)
+    b_actions, b_logprobs, b_values = seq(buf.actions, L), seq(buf.logprobs, L), seq(buf.values, L)
+    b_advantages, b_returns = seq(advantages.T, L), seq(returns.T, L)
+    if recurrent:
+        assert buf.h0 is not None and buf.c0 is not None
+        b_h0 = buf.h0.reshape(1, -1, buf.h0.shape[-1])  # [1, S, H], segments ordered like _to_segments
+        b_c0 = buf.c0.reshape(1, -1, buf.c0.shape[-1])
+        dones = seq(buf.dones, L)
+        b_resets = torch.cat([torch.zeros_like(dones[:, :1]), dones[:, :-1]], dim=1)  # step t starts an episode
+    batch_size = b_actions.shape[0]  # samples, or segments
+    minibatch_size = max(1, min(algo.minibatch_size // L, batch_size))
 
     # minibatch epochs
     stats: list[PPOStats] = []
@@ -265,18 +276,22 @@ def ppo_update(
         perm = torch.randperm(batch_size, device=b_obs.device)
         for mb_start in range(0, batch_size - minibatch_size + 1, minibatch_size):
             mb = perm[mb_start : mb_start + minibatch_size]
-            logits, new_values = policy(b_obs[mb])
-            new_logprobs, entropy = evaluate_actions(logits, b_actions[mb])
-            mb_advantages = b_advantages[mb]
+            if recurrent:
+                logits, new_values = policy.forward_sequence(b_obs[mb], (b_h0[:, mb], b_c0[:, mb]), b_resets[mb])
+                logits, new_values = logits.flatten(0, 1), new_values.flatten()
+            else:
+                logits, new_values = policy(b_obs[mb])
+            new_logprobs, entropy = evaluate_actions(logits, b_actions[mb].flatten())
+            mb_advantages = b_advantages[mb].flatten()
             if algo.norm_adv:
                 mb_advantages = (mb_advantages - mb_advantages.mean()) / (mb_advantages.std() + 1e-8)
             loss, mb_stats = ppo_loss(
                 new_logprobs,
-                b_logprobs[mb],
+                b_logprobs[mb].flatten(),
                 mb_advantages,
                 new_values,
-                b_values[mb],
-                b_returns[mb],
+                b_values[mb].flatten(),
+                b_returns[mb].flatten(),
                 entropy,
                 algo.clip_coef,
                 algo.vf_coef,
@@ -292,7 +307,18 @@ def ppo_update(
             stats.append(mb_stats)
         if algo.target_kl is not None and stats and stats[-1].approx_kl > algo.target_kl:
             break
-    return stats, b_values, b_returns
+    return stats, b_values.flatten(), b_returns.flatten()
+
+
+def _to_samples(x: torch.Tensor, L: int) -> torch.Tensor:
+    """[T, N, ...] → [T * N, ...]."""
+    return x.reshape(-1, *x.shape[2:])
+
+
+def _to_segments(x: torch.Tensor, L: int) -> torch.Tensor:
+    """[T, N, ...] → [T/L * N, L, ...]: segment k*N + n is rows [k*L, (k+1)*L) of agent n."""
+    T, N = x.shape[:2]
+    return x.reshape(T // L, L, N, *x.shape[2:]).transpose(1, 2).reshape(T // L * N, L, *x.shape[2:])
 
 
 def _metrics(

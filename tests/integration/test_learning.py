@@ -59,3 +59,20 @@ def test_gym_acrobot_learns(tmp_path: Path) -> None:
     cfg = compose_config(["env=gym", "env.id=Acrobot-v1", "train.total_timesteps=200000", "train.progress=none"])
     train(cfg, tmp_path)
     assert evaluate(tmp_path, episodes=20)["mean_return"] > -150
+
+
+def test_lstm_trains_and_evaluates_end_to_end(tmp_path: Path) -> None:
+    cfg = compose_config(["env=memory", "policy=lstm", "train.total_timesteps=4096", "train.progress=none"])
+    assert train(cfg, tmp_path)["global_step"] >= 4096
+    assert evaluate(tmp_path, episodes=8)["episodes"] == 8
+
+
+@pytest.mark.slow
+def test_memory_env_lstm_remembers_and_mlp_is_at_chance(tmp_path: Path) -> None:
+    """The cue is seen 8 steps before the query: only memory beats a coin flip."""
+    results = {}
+    for policy in ("lstm", "mlp"):
+        train(compose_config(["env=memory", f"policy={policy}", "train.progress=none"]), tmp_path / policy)
+        results[policy] = evaluate(tmp_path / policy, episodes=400)["mean_return"]
+    assert results["lstm"] >= 0.95, results
+    assert 0.4 <= results["mlp"] <= 0.6, results
