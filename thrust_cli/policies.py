@@ -152,13 +152,18 @@ class LSTMPolicy(nn.Module):
             x = obs.flatten(1).float()
         return self.encoder(x)
 
+    def _cell(self, x: torch.Tensor, h: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """One LSTM step with ``self.lstm``'s parameters: ``torch.lstm_cell`` is ~1.5x faster than calling
+        ``nn.LSTM`` one step at a time (fwd + bwd, 16 steps, batch 32, on this CPU) and computes the same gates."""
+        lstm: Any = self.lstm
+        return torch.lstm_cell(x, (h, c), lstm.weight_ih_l0, lstm.weight_hh_l0, lstm.bias_ih_l0, lstm.bias_hh_l0)
+
     def forward(
         self, obs: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor]
     ) -> tuple[torch.Tensor, torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
         """One step: ``(logits [B, A], values [B], (h, c))`` for observations [B, ...] and state [1, B, H]."""
-        out, new_state = self.lstm(self.encode(obs).unsqueeze(0), state)
-        out = out.squeeze(0)
-        return self.actor_head(out), self.critic_head(out).squeeze(-1), new_state
+        h, c = self._cell(self.encode(obs), state[0][0], state[1][0])
+        return self.actor_head(h), self.critic_head(h).squeeze(-1), (h.unsqueeze(0), c.unsqueeze(0))
 
     def forward_sequence(
         self, obs: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor], resets: torch.Tensor
@@ -171,15 +176,14 @@ class LSTMPolicy(nn.Module):
         """
         S, L = resets.shape
         x = self.encode(obs.reshape(S * L, *obs.shape[2:])).reshape(S, L, -1)
-        keep = (~resets).float()
-        h, c = state
+        keep = (~resets).float().unsqueeze(-1)
+        h, c = state[0][0], state[1][0]
         outputs = []
         for t in range(L):
             if t > 0:
-                mask = keep[:, t].view(1, S, 1)
-                h, c = h * mask, c * mask
-            out, (h, c) = self.lstm(x[:, t].unsqueeze(0), (h, c))
-            outputs.append(out.squeeze(0))
+                h, c = h * keep[:, t], c * keep[:, t]
+            h, c = self._cell(x[:, t], h, c)
+            outputs.append(h)
         hidden = torch.stack(outputs, dim=1)
         return self.actor_head(hidden), self.critic_head(hidden).squeeze(-1)
 
