@@ -269,3 +269,29 @@ def test_importing_export_module_loads_no_export_package() -> None:
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"
+
+
+def test_real_lstm_checkpoint_exports_and_matches_torch_over_a_50_step_rollout(tmp_path: Path) -> None:
+    """A checkpoint of Thrust's own LSTM policy (trained briefly on Memory), not a stand-in."""
+    import onnxruntime as ort
+
+    from thrust_cli.train import train
+
+    run_dir = tmp_path / "run"
+    train(compose_config(["env=memory", "policy=lstm", "train.total_timesteps=2048", "train.progress=none"]), run_dir)
+    report = export_onnx(run_dir)
+    assert report.recurrent and report.max_abs_diff < 1e-4
+    policy, _, _ = load_policy(run_dir)
+    session = ort.InferenceSession(str(report.path), providers=["CPUExecutionProvider"])
+    rng = np.random.default_rng(0)
+    h, c = (t.numpy() for t in policy.initial_state(5))
+    th, tc = policy.initial_state(5)
+    worst = 0.0
+    for _ in range(50):
+        obs = rng.uniform(-1, 1, size=(5, 3)).astype(np.float32)
+        logits, values, h, c = session.run(None, {"observations": obs, "h_in": h, "c_in": c})
+        with torch.no_grad():
+            t_logits, t_values, (th, tc) = policy(torch.from_numpy(obs), (th, tc))
+        for ours, theirs in ((logits, t_logits), (values, t_values), (h, th), (c, tc)):
+            worst = max(worst, float(np.abs(ours - theirs.numpy()).max()))
+    assert worst < 1e-5, worst
