@@ -32,7 +32,7 @@ import torch
 from torch import nn
 
 from .evaluate import load_policy
-from .policies import MLPPolicy
+from .policies import LSTMPolicy, MLPPolicy
 
 DEFAULT_OPSET = 18
 TOLERANCE = 1e-4
@@ -245,31 +245,44 @@ def export_safetensors(path_or_run: str | os.PathLike[str], output: str | os.Pat
         the path written.
 
     Raises:
-        ValueError: an architecture without a documented safetensors layout (only ``mlp`` so far).
+        ValueError: an architecture without a documented safetensors layout (``mlp`` and ``lstm`` have one).
         ImportError: safetensors is missing (one-line message).
     """
     save_file = _require_safetensors().save_file
     policy, cfg, state = load_policy(path_or_run)
     spaces = state["spaces"]
     target = _output_path(path_or_run, state["path"], output, ".safetensors")
-    if cfg.policy.name != "mlp" or not isinstance(policy, MLPPolicy):
-        raise ValueError(f"safetensors export supports the 'mlp' policy only (got '{cfg.policy.name}')")
-    obs_dim = math.prod(spaces["obs_shape"])
-    hidden, layers = int(cfg.policy.hidden_size), int(cfg.policy.num_layers)
     tensors = {name: t.detach().cpu().contiguous() for name, t in policy.state_dict().items()}
+    obs_dim = math.prod(spaces["obs_shape"])
+    if cfg.policy.name == "lstm" and isinstance(policy, LSTMPolicy):
+        description: dict[str, Any] = {
+            "architecture": "lstm",
+            "policy": {
+                "obs_shape": list(spaces["obs_shape"]),
+                "num_actions": int(spaces["num_actions"]),
+                "hidden_size": int(policy.hidden_size),
+                "num_codes": policy.num_codes,
+            },
+            "tensors": {name: f"{name} {list(t.shape)}: {_LSTM_ROLES[name]}" for name, t in tensors.items()},
+            "forward": (
+                "x = one_hot(observations.reshape(batch, -1), num_codes).reshape(batch, -1) if num_codes else "
+                "observations.reshape(batch, -1); e = relu(x @ encoder.0.weight.T + encoder.0.bias); "
+                "gates = e @ lstm.weight_ih_l0.T + lstm.bias_ih_l0 + h @ lstm.weight_hh_l0.T + lstm.bias_hh_l0, "
+                "split in 4 (i, f, g, o); c' = sigmoid(f) * c + sigmoid(i) * tanh(g); h' = sigmoid(o) * tanh(c'); "
+                "logits = h' @ actor_head.weight.T + actor_head.bias; values = (h' @ critic_head.weight.T + "
+                "critic_head.bias)[:, 0]; state (h, c) [batch, hidden_size] starts at zero and is zeroed where an "
+                "episode ends"
+            ),
+        }
+    elif cfg.policy.name == "mlp" and isinstance(policy, MLPPolicy):
+        description = _mlp_description(cfg, obs_dim, int(spaces["num_actions"]), tensors)
+    else:
+        raise ValueError(f"safetensors export supports the mlp and lstm policies (got '{cfg.policy.name}')")
     metadata = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
-        "architecture": "mlp",
-        "policy": {
-            "obs_dim": obs_dim,
-            "num_actions": int(spaces["num_actions"]),
-            "hidden_size": hidden,
-            "num_layers": layers,
-            "layer_sizes": [obs_dim] + [hidden] * layers,
-            "activation": str(cfg.policy.activation),
-            "shared": bool(cfg.policy.shared),
-        },
+        "architecture": description["architecture"],
+        "policy": description["policy"],
         "observation_space": {
             "type": "Box",
             "shape": list(spaces["obs_shape"]),
@@ -279,6 +292,42 @@ def export_safetensors(path_or_run: str | os.PathLike[str], output: str | os.Pat
         },
         "action_space": {"type": "Discrete", "n": int(spaces["num_actions"])},
         "observation_normalization": {"type": "none"},
+        "tensors": description["tensors"],
+        "forward": description["forward"],
+        "source": {"checkpoint": Path(state["path"]).name, "global_step": int(state["global_step"])},
+    }
+    target.parent.mkdir(parents=True, exist_ok=True)
+    save_file(tensors, str(target), metadata={key: json.dumps(value) for key, value in metadata.items()})
+    return target
+
+
+_LSTM_ROLES = {
+    "encoder.0.weight": "encoder Linear weight [hidden, in] (in = prod(obs_shape) * num_codes for one-hot codes)",
+    "encoder.0.bias": "encoder Linear bias [hidden]",
+    "lstm.weight_ih_l0": "LSTM input weights [4 * hidden, hidden], gate blocks in order i, f, g, o",
+    "lstm.weight_hh_l0": "LSTM recurrent weights [4 * hidden, hidden], gate blocks i, f, g, o",
+    "lstm.bias_ih_l0": "LSTM input bias [4 * hidden]",
+    "lstm.bias_hh_l0": "LSTM recurrent bias [4 * hidden]",
+    "actor_head.weight": "policy head weight [num_actions, hidden]",
+    "actor_head.bias": "policy head bias [num_actions]",
+    "critic_head.weight": "value head weight [1, hidden]",
+    "critic_head.bias": "value head bias [1]",
+}
+
+
+def _mlp_description(cfg: Any, obs_dim: int, num_actions: int, tensors: dict[str, torch.Tensor]) -> dict[str, Any]:
+    hidden, layers = int(cfg.policy.hidden_size), int(cfg.policy.num_layers)
+    return {
+        "architecture": "mlp",
+        "policy": {
+            "obs_dim": obs_dim,
+            "num_actions": num_actions,
+            "hidden_size": hidden,
+            "num_layers": layers,
+            "layer_sizes": [obs_dim] + [hidden] * layers,
+            "activation": str(cfg.policy.activation),
+            "shared": bool(cfg.policy.shared),
+        },
         "tensors": _mlp_tensor_layout(tensors),
         "forward": (
             "x = observations.reshape(batch, -1).float(); the trunk (see tensors: one shared MLP trunk.{2k}.*, "
@@ -287,11 +336,7 @@ def export_safetensors(path_or_run: str | os.PathLike[str], output: str | os.Pat
             "is 0); logits = actor_hidden @ actor_head.weight.T + "
             "actor_head.bias; values = (critic_hidden @ critic_head.weight.T + critic_head.bias)[:, 0]"
         ),
-        "source": {"checkpoint": Path(state["path"]).name, "global_step": int(state["global_step"])},
     }
-    target.parent.mkdir(parents=True, exist_ok=True)
-    save_file(tensors, str(target), metadata={key: json.dumps(value) for key, value in metadata.items()})
-    return target
 
 
 def read_safetensors_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
@@ -317,10 +362,16 @@ def load_safetensors_policy(path: str | os.PathLike[str]) -> nn.Module:
         raise ValueError(f"'{path}' is not a Thrust policy file (metadata 'format' is {meta.get('format')!r})")
     if meta.get("format_version") != FORMAT_VERSION:
         raise ValueError(f"'{path}' has format_version {meta.get('format_version')!r}; supported: {FORMAT_VERSION}")
-    if meta.get("architecture") != "mlp":
-        raise ValueError(f"'{path}' has architecture {meta.get('architecture')!r}; supported: mlp")
     p = meta["policy"]
-    policy = MLPPolicy(p["obs_dim"], p["num_actions"], p["hidden_size"], p["num_layers"], p["activation"], p["shared"])
+    policy: nn.Module
+    if meta.get("architecture") == "mlp":
+        policy = MLPPolicy(
+            p["obs_dim"], p["num_actions"], p["hidden_size"], p["num_layers"], p["activation"], p["shared"]
+        )
+    elif meta.get("architecture") == "lstm":
+        policy = LSTMPolicy(tuple(p["obs_shape"]), p["num_actions"], p["hidden_size"], p["num_codes"])
+    else:
+        raise ValueError(f"'{path}' has architecture {meta.get('architecture')!r}; supported: mlp, lstm")
     try:
         policy.load_state_dict(_require_safetensors().load_file(str(path)))
     except RuntimeError as exc:

@@ -295,3 +295,23 @@ def test_real_lstm_checkpoint_exports_and_matches_torch_over_a_50_step_rollout(t
         for ours, theirs in ((logits, t_logits), (values, t_values), (h, th), (c, tc)):
             worst = max(worst, float(np.abs(ours - theirs.numpy()).max()))
     assert worst < 1e-5, worst
+
+
+def test_lstm_safetensors_rebuilds_from_metadata_alone(tmp_path: Path) -> None:
+    from thrust_cli.export import export_safetensors, load_safetensors_policy, read_safetensors_metadata
+    from thrust_cli.train import train
+
+    run_dir = tmp_path / "run"
+    train(compose_config(["env=memory", "policy=lstm", "train.total_timesteps=2048", "train.progress=none"]), run_dir)
+    path = export_safetensors(run_dir)
+    meta = read_safetensors_metadata(path)
+    assert meta["architecture"] == "lstm" and meta["policy"]["hidden_size"] == 128
+    original, _, _ = load_policy(run_dir)
+    for checkpoint in (run_dir / "checkpoints").glob("*.pt"):
+        checkpoint.unlink()  # the file alone must suffice
+    rebuilt = load_safetensors_policy(path)
+    obs = torch.randn(4, 3)
+    with torch.no_grad():
+        a = original(obs, original.initial_state(4))
+        b = rebuilt(obs, rebuilt.initial_state(4))
+    assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
