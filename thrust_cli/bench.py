@@ -140,7 +140,7 @@ def run_bench(
     training SPS of the composed config."""
     run = validate(cfg)
     result: dict[str, Any] = {"env": run.env.name, "env_steps_per_s": {}}
-    sizes = ENV_SIZES if run.env.name != "gym" else (1, 8, 64)
+    sizes = {"gym": (1, 8, 64), "snake": (1, 4, 16)}.get(run.env.name, ENV_SIZES)  # snake: boards of snakes
     for num_envs in sizes:
         sps = env_steps_per_second(run.env, num_envs, seconds)
         result["env_steps_per_s"][str(num_envs)] = sps
@@ -150,9 +150,12 @@ def run_bench(
         result["c_reference_steps_per_s"] = c_reference(run.env.name)
         for name, sps in result["c_reference_steps_per_s"].items():
             if echo:
-                echo(f"C reference {name:28s} {sps / 1e6:8.2f} M steps/s (4096 envs, no Python)")
+                echo(f"C reference {name:28s} {sps / 1e6:8.2f} M steps/s (no Python)")
     if vec_envs > 0:
-        result["vectorizers_steps_per_s"] = compare_vectorizers(cfg, vec_envs, seconds, echo)
+        from .envs import agents_per_env
+
+        num_envs = max(2, vec_envs // agents_per_env(run.env))  # vec_envs counts agents
+        result["vectorizers_steps_per_s"] = compare_vectorizers(cfg, num_envs, seconds, echo)
     if train_steps > 0:
         from .train import train
 

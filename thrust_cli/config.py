@@ -111,6 +111,21 @@ class MemoryEnvConfig:
 
 
 @dataclass
+class SnakeEnvConfig:
+    name: str = "snake"
+    num_envs: int = positive(2)  # boards
+    num_snakes: int = positive(256)
+    width: int = positive(128)
+    height: int = positive(128)
+    num_food: int = at_least(0, 512)
+    vision: int = positive(5)
+    max_steps: int = positive(1000)
+    reward_food: float = 1.0
+    reward_death: float = -1.0
+    reward_step: float = 0.0
+
+
+@dataclass
 class MLPConfig:
     name: str = "mlp"
     hidden_size: int = positive(64)
@@ -167,7 +182,13 @@ class TopConfig:
 
 
 GROUPS: dict[str, dict[str, type]] = {
-    "env": {"cartpole": CartPoleEnvConfig, "gym": GymEnvConfig, "busy": BusyEnvConfig, "memory": MemoryEnvConfig},
+    "env": {
+        "cartpole": CartPoleEnvConfig,
+        "gym": GymEnvConfig,
+        "busy": BusyEnvConfig,
+        "memory": MemoryEnvConfig,
+        "snake": SnakeEnvConfig,
+    },
     "policy": {"mlp": MLPConfig, "lstm": LSTMConfig},
     "algo": {"ppo": PPOConfig},
     "vec": {"serial": SerialVecConfig, "multiprocessing": MultiprocessingVecConfig},

@@ -28,7 +28,17 @@ def env_creator(env_cfg: Any) -> EnvCreator:
         from envs_cython.memory import Memory
 
         return partial(Memory, k=env_cfg.k)
-    raise ValueError(f"unknown env '{env_cfg.name}'; allowed: cartpole, gym, busy, memory")
+    if env_cfg.name == "snake":
+        from envs_cython.snake import Snake
+
+        kwargs = {k: env_cfg[k] for k in env_cfg if k not in ("name", "num_envs")}
+        return partial(Snake, **kwargs)
+    raise ValueError(f"unknown env '{env_cfg.name}'; allowed: cartpole, gym, busy, memory, snake")
+
+
+def agents_per_env(env_cfg: Any) -> int:
+    """Agents one env instance holds (Snake: the snakes of one board; 1 for single-agent envs)."""
+    return int(env_cfg.num_snakes) if env_cfg.name == "snake" else 1
 
 
 def make_env(env_cfg: Any, num_envs: int, seed: int = 0) -> Env:

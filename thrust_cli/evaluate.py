@@ -12,7 +12,7 @@ from omegaconf import OmegaConf
 
 from .checkpoint import load_checkpoint
 from .config import ConfigError, validate
-from .envs import make_env
+from .envs import agents_per_env, make_env
 from .policies import make_policy
 
 
@@ -63,11 +63,12 @@ def evaluate(
             raise
         except Exception as exc:
             raise ValueError(f"invalid override in {list(overrides)}: {str(exc).splitlines()[0]}") from None
-    env = make_env(cfg.env, num_envs=episodes, seed=seed)
+    # one episode per agent: enough env instances for `episodes` agents (Snake: boards of many snakes)
+    env = make_env(cfg.env, num_envs=-(-episodes // agents_per_env(cfg.env)), seed=seed)
     torch.manual_seed(seed)
-    returns = np.zeros(episodes)
-    lengths = np.zeros(episodes, dtype=np.int64)
-    finished = np.zeros(episodes, dtype=bool)
+    returns = np.zeros(env.num_agents)
+    lengths = np.zeros(env.num_agents, dtype=np.int64)
+    finished = np.zeros(env.num_agents, dtype=bool)
     env.reset(seed)
     recurrent = bool(getattr(policy, "recurrent", False))
     hidden: Any = policy.initial_state(env.num_agents) if recurrent else None  # type: ignore[operator]
@@ -93,12 +94,13 @@ def evaluate(
                     ended = torch.from_numpy(np.flatnonzero(done))
                     hidden[0][:, ended] = 0.0
                     hidden[1][:, ended] = 0.0
-                if finished.all():
+                if finished[:episodes].all():
                     break
             else:
                 raise ValueError(f"episodes did not finish within {max_steps} steps")
     finally:
         env.close()
+    returns, lengths = returns[:episodes], lengths[:episodes]
     return {
         "mean_return": float(returns.mean()),
         "std_return": float(returns.std()),
