@@ -226,12 +226,13 @@ def eval_(
     seed: int = typer.Option(12345, "--seed", help="Seed of the evaluation envs (fixed by default)."),
     stochastic: bool = typer.Option(False, "--stochastic", help="Sample actions instead of taking the argmax."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+    gif: Path = typer.Option(None, "--gif", help="Also write an animation of env 0 (envs that render)."),
 ) -> None:
     """Evaluate a trained policy: mean ± std return over N episodes. Extra arguments override the env config."""
     from .evaluate import evaluate
 
     try:
-        result = evaluate(run, episodes=episodes, seed=seed, deterministic=not stochastic, overrides=ctx.args)
+        result = evaluate(run, episodes=episodes, seed=seed, deterministic=not stochastic, overrides=ctx.args, gif=gif)
     except (FileNotFoundError, ValueError) as exc:
         fail(str(exc))
     if as_json:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -40,6 +41,8 @@ def evaluate(
     deterministic: bool = True,
     overrides: Sequence[str] = (),
     max_steps: int = 1_000_000,
+    gif: str | os.PathLike[str] | None = None,
+    gif_frames: int = 300,
 ) -> dict[str, Any]:
     """Run ``episodes`` episodes of the checkpoint's policy and report their returns.
 
@@ -50,6 +53,7 @@ def evaluate(
         deterministic: argmax actions instead of sampling.
         overrides: dotlist overrides of the run's config, e.g. ``env.max_steps=1000``.
         max_steps: give up (ValueError) if episodes have not finished after this many steps.
+        gif: write an animation of env 0 (``env.render()``) to this path, at most ``gif_frames`` frames.
 
     Returns:
         ``{"mean_return", "std_return", "episodes", "mean_length", "checkpoint", "global_step"}``.
@@ -70,6 +74,13 @@ def evaluate(
     lengths = np.zeros(env.num_agents, dtype=np.int64)
     finished = np.zeros(env.num_agents, dtype=bool)
     env.reset(seed)
+    frames: list[np.ndarray] = []
+    if gif is not None:
+        try:
+            frames.append(np.asarray(env.render()))
+        except NotImplementedError:
+            env.close()
+            raise ValueError(f"env '{cfg.env.name}' does not render; --gif works for: cartpole, snake") from None
     recurrent = bool(getattr(policy, "recurrent", False))
     hidden: Any = policy.initial_state(env.num_agents) if recurrent else None  # type: ignore[operator]
     try:
@@ -85,6 +96,8 @@ def evaluate(
                 else:
                     actions = torch.multinomial(torch.softmax(logits, -1), 1).squeeze(-1)
                 env.step(actions.numpy().astype(env.actions.dtype))
+                if gif is not None and len(frames) < gif_frames:
+                    frames.append(np.asarray(env.render()))
                 running = ~finished
                 returns[running] += env.rewards[running]
                 lengths[running] += 1
@@ -100,6 +113,8 @@ def evaluate(
                 raise ValueError(f"episodes did not finish within {max_steps} steps")
     finally:
         env.close()
+    if gif is not None:
+        _write_gif(Path(gif), frames)
     returns, lengths = returns[:episodes], lengths[:episodes]
     return {
         "mean_return": float(returns.mean()),
@@ -109,3 +124,12 @@ def evaluate(
         "checkpoint": state["path"],
         "global_step": int(state["global_step"]),
     }
+
+
+def _write_gif(path: Path, frames: list[np.ndarray], fps: int = 30) -> None:
+    """Save RGB frames [H, W, 3] uint8 as an animated GIF (Pillow)."""
+    from PIL import Image
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    images = [Image.fromarray(frame) for frame in frames]
+    images[0].save(path, save_all=True, append_images=images[1:], duration=int(1000 / fps), loop=0)

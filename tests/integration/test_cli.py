@@ -154,3 +154,16 @@ def test_export_writes_onnx_and_safetensors_for_a_trained_run(runner: CliRunner)
     assert (run_dir / "export" / "policy.onnx").is_file() and (run_dir / "export" / "policy.safetensors").is_file()
     missing = runner.invoke(app, ["export", str(run_dir)])
     assert missing.exit_code == 2 and "choose a format" in missing.output
+
+
+def test_eval_gif_writes_an_animation_and_refuses_envs_that_do_not_render(runner: CliRunner, tmp_path: Path) -> None:
+    from PIL import Image
+
+    run_dir = train_run(runner, *FAST)
+    result = runner.invoke(app, ["eval", str(run_dir), "-n", "2", "--gif", str(tmp_path / "cartpole.gif")])
+    assert result.exit_code == 0, result.output
+    with Image.open(tmp_path / "cartpole.gif") as gif:
+        assert gif.n_frames > 5 and gif.size == (240, 160)
+    memory = train_run(runner, "env=memory", "train.total_timesteps=1024", "algo.num_steps=16")
+    refused = runner.invoke(app, ["eval", str(memory), "--gif", str(tmp_path / "m.gif")])
+    assert refused.exit_code == 2 and "does not render" in refused.output
