@@ -4,8 +4,6 @@ sanitizers."""
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 from collections import deque
 from pathlib import Path
 from typing import Any
@@ -479,18 +477,7 @@ def test_render_draws_board_0_as_image_and_text() -> None:
         env.render("human")
 
 
-@pytest.mark.skipif(shutil.which("gcc") is None, reason="needs gcc")
-def test_c_core_runs_1m_random_steps_clean_under_address_and_ub_sanitizers(tmp_path: Path) -> None:
-    exe = tmp_path / "snake_main"
-    compile_cmd = [
-        "gcc", "-std=c99", "-Wall", "-Wextra", "-Werror", "-O1", "-g",
-        "-fsanitize=address,undefined", "-fno-sanitize-recover=all", "-ffp-contract=off",
-        str(SNAKE_DIR / "snake_main.c"), "-lm", "-o", str(exe),
-    ]  # fmt: skip
-    built = subprocess.run(compile_cmd, capture_output=True, text=True, timeout=120)
-    assert built.returncode == 0, built.stderr
-    ran = subprocess.run([str(exe)], capture_output=True, text=True, timeout=120)
-    assert ran.returncode == 0, ran.stdout + ran.stderr
-    assert "Sanitizer" not in ran.stderr and "runtime error" not in ran.stderr, ran.stderr
-    assert "1000008 agent-steps" in ran.stdout and ran.stdout.rstrip().endswith("ok")
-    assert "0 steps with a full board" not in ran.stdout
+def test_c_core_runs_1m_random_steps_clean_under_address_and_ub_sanitizers(run_under_sanitizers) -> None:  # type: ignore[no-untyped-def]
+    out = run_under_sanitizers(SNAKE_DIR / "snake_main.c")
+    assert "1000008 agent-steps" in out and out.rstrip().endswith("ok")
+    assert "0 steps with a full board" not in out

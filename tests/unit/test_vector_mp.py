@@ -5,7 +5,6 @@ the Busy test env it is benchmarked with."""
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -379,18 +378,6 @@ def test_busy_env_steps_without_the_gil() -> None:
 
 
 @pytest.mark.timeout(120)
-@pytest.mark.skipif(shutil.which("gcc") is None, reason="needs gcc")
-def test_busy_c_core_runs_1m_random_steps_clean_under_address_and_ub_sanitizers(tmp_path: Path) -> None:
-    exe = tmp_path / "busy_main"
-    busy_dir = Path(envs_cython.busy.__file__).parent
-    compile_cmd = [
-        "gcc", "-std=c99", "-Wall", "-Wextra", "-Werror", "-O1", "-g",
-        "-fsanitize=address,undefined", "-fno-sanitize-recover=all",
-        str(busy_dir / "busy_main.c"), "-o", str(exe),
-    ]  # fmt: skip
-    built = subprocess.run(compile_cmd, capture_output=True, text=True, timeout=60)
-    assert built.returncode == 0, built.stderr
-    ran = subprocess.run([str(exe)], capture_output=True, text=True, timeout=60)
-    assert ran.returncode == 0, ran.stdout + ran.stderr
-    assert "Sanitizer" not in ran.stderr and "runtime error" not in ran.stderr, ran.stderr
-    assert "1000000 agent-steps" in ran.stdout and ran.stdout.rstrip().endswith("ok")
+def test_busy_c_core_runs_1m_random_steps_clean_under_address_and_ub_sanitizers(run_under_sanitizers) -> None:  # type: ignore[no-untyped-def]
+    out = run_under_sanitizers(Path(envs_cython.busy.__file__).parent / "busy_main.c")
+    assert "1000000 agent-steps" in out and out.rstrip().endswith("ok")
