@@ -102,9 +102,13 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
     solved: dict[str, Any] = {"step": None, "s": None}
     interrupted = _InterruptFlag()
 
+    checked_episodes = [-1]
+
     def stop(global_step: int) -> bool:
-        """Checked after every stored step: Ctrl-C, or the target return reached."""
-        if tcfg.target_return is not None and solved["step"] is None:
+        """Checked after every stored step: Ctrl-C, or the target return reached (recomputed only when
+        episodes have finished since the last check)."""
+        if tcfg.target_return is not None and solved["step"] is None and tracker.episodes != checked_episodes[0]:
+            checked_episodes[0] = tracker.episodes
             mean = tracker.mean_return(tcfg.target_window)
             if mean is not None and mean >= tcfg.target_return:
                 solved.update(step=global_step, s=time.perf_counter() - start)
