@@ -1,4 +1,5 @@
-"""Build script: compiles every ``envs_cython/<env>/<env>.pyx`` into an extension module.
+"""Build script: compiles every ``envs_cython/<env>/<env>.pyx`` and the learner's ``thrust_cli/kernels/*.pyx``
+into extension modules.
 
 Flags: -O3 without -ffast-math or -march=native (wheels must run anywhere), and -ffp-contract=off so the
 C physics stays bit-exact with the Gymnasium reference (gcc would fuse multiply-adds otherwise).
@@ -22,7 +23,7 @@ extensions = [
         extra_compile_args=C_FLAGS,
         libraries=["m"],
     )
-    for pyx in sorted(Path("envs_cython").glob("*/*.pyx"))
+    for pyx in [*sorted(Path("envs_cython").glob("*/*.pyx")), *sorted(Path("thrust_cli/kernels").glob("*.pyx"))]
 ]
 
 setup(
@@ -35,6 +36,7 @@ setup(
     package_data={
         "thrust_cli.conf": ["*.yaml", "*/*.yaml", "*/*/*.yaml"],
         "envs_cython": ["*.h", "*/*.h", "*/*.pyx", "*/*_main.c"],
+        "thrust_cli.kernels": ["*.pyx"],
     },
     ext_modules=cythonize(
         extensions,

@@ -1,4 +1,5 @@
-"""``thrust bench``: env stepping in one process with random actions, and end-to-end training SPS."""
+"""``thrust bench``: env stepping in one process with random actions, the advantage kernels, and end-to-end
+training SPS."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from .config import validate
 from .envs import make_env
 
 ENV_SIZES = (1, 64, 1024, 4096)
+ADVANTAGE_SIZE = (8192, 64)  # rows x steps: the size PufferLib's CPU advantage op is quoted at
 
 
 def env_steps_per_second(env_cfg: Any, num_envs: int, seconds: float, repeats: int = 5) -> float:
@@ -128,6 +130,57 @@ def c_reference(env_name: str) -> dict[str, float]:
     return {m[1].strip(): float(m[2]) * 1e6 for m in re.finditer(r"^(.+?)\s+([\d.]+)M steps/s", out, re.M)}
 
 
+def bench_advantage(rows: int = 8192, horizon: int = 64, repeats: int = 21, threads: int = 1) -> dict[str, float]:
+    """Median milliseconds of one GAE / V-trace call over ``rows`` trajectories of ``horizon`` steps, float32 on
+    CPU: the C kernel against the pure-torch reference (``gae_torch``/``vtrace_torch``).
+
+    torch runs on ``threads`` threads meanwhile (1, as training does by default; V-trace's C path also calls
+    torch for the exp of the log-ratios). With 2 threads on the 2-core machine, one busy neighbour process made
+    torch's ops 10-15× slower, which is noise, not the kernels.
+
+    The ``*_c`` and ``*_torch`` entries take row-major [rows, horizon] inputs (PufferLib's layout); the
+    ``*_c_time_major`` entries take the ``.T`` of [horizon, rows] buffers, as training passes its rollout.
+    Inputs are random with ~2 % episode ends, half of them truncations, and ratios about e^±0.3.
+    """
+    import torch
+
+    from .advantage import gae, gae_torch, vtrace, vtrace_torch
+
+    gen = torch.Generator().manual_seed(0)
+    shape = (rows, horizon)
+    rewards, values, next_values = (torch.randn(shape, generator=gen) for _ in range(3))
+    dones = torch.rand(shape, generator=gen) < 0.02
+    terminals = dones & (torch.rand(shape, generator=gen) < 0.5)
+    behavior = -torch.rand(shape, generator=gen)
+    target = behavior + 0.3 * torch.randn(shape, generator=gen)
+
+    def median_ms(fn: Callable[[], Any]) -> float:
+        fn()  # warm up
+        times = []
+        for _ in range(repeats):
+            begin = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - begin)
+        return 1e3 * statistics.median(times)
+
+    r, v, nv, term, done, mu, pi = rewards, values, next_values, terminals, dones, behavior, target
+    # the same values as views of [horizon, rows] buffers
+    tr, tv, tnv, tterm, tdone, tmu, tpi = (x.T.contiguous().T for x in (r, v, nv, term, done, mu, pi))
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        return {
+            "gae_c": median_ms(lambda: gae(r, v, nv, term, done, 0.99, 0.95)),
+            "gae_torch": median_ms(lambda: gae_torch(r, v, nv, term, done, 0.99, 0.95)),
+            "vtrace_c": median_ms(lambda: vtrace(r, v, nv, term, done, mu, pi, 0.99, 0.95)),
+            "vtrace_torch": median_ms(lambda: vtrace_torch(r, v, nv, term, done, mu, pi, 0.99, 0.95)),
+            "gae_c_time_major": median_ms(lambda: gae(tr, tv, tnv, tterm, tdone, 0.99, 0.95)),
+            "vtrace_c_time_major": median_ms(lambda: vtrace(tr, tv, tnv, tterm, tdone, tmu, tpi, 0.99, 0.95)),
+        }
+    finally:
+        torch.set_num_threads(previous)
+
+
 def run_bench(
     cfg: DictConfig,
     seconds: float = 1.0,
@@ -135,9 +188,10 @@ def run_bench(
     echo: Callable[[str], Any] | None = print,
     reference: bool = True,
     vec_envs: int = 8192,
+    advantage: bool = True,
 ) -> dict[str, Any]:
-    """Measure env steps/s for several ``num_envs``, the plain-C reference loops where the env has one, and the
-    training SPS of the composed config."""
+    """Measure env steps/s for several ``num_envs``, the plain-C reference loops where the env has one, the
+    advantage kernels (:func:`bench_advantage`), and the training SPS of the composed config."""
     run = validate(cfg)
     result: dict[str, Any] = {"env": run.env.name, "env_steps_per_s": {}}
     sizes = {"gym": (1, 8, 64), "snake": (1, 4, 16)}.get(run.env.name, ENV_SIZES)  # snake: boards of snakes
@@ -151,6 +205,16 @@ def run_bench(
         for name, sps in result["c_reference_steps_per_s"].items():
             if echo:
                 echo(f"C reference {name:28s} {sps / 1e6:8.2f} M steps/s (no Python)")
+    if advantage:
+        rows, horizon = ADVANTAGE_SIZE
+        ms = result["advantage_ms"] = bench_advantage(rows, horizon)
+        if echo:
+            echo(f"advantage  {rows} rows x {horizon} steps, float32, median ms of one call, one thread")
+            for name in ("gae", "vtrace"):
+                echo(
+                    f"advantage  {name:6s}  C {ms[name + '_c']:6.2f}  torch {ms[name + '_torch']:7.2f}  "
+                    f"C on a rollout's .T {ms[name + '_c_time_major']:6.2f}"
+                )
     if vec_envs > 0:
         from .envs import agents_per_env
 
