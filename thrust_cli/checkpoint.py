@@ -14,6 +14,7 @@ from typing import Any
 import torch
 
 CHECKPOINT_DIR = "checkpoints"
+BEST = "best.pt"
 
 
 def save_checkpoint(run_dir: Path, state: dict[str, Any], step: int, keep_last: int | None = None) -> Path:
@@ -48,6 +49,23 @@ def save_checkpoint(run_dir: Path, state: dict[str, Any], step: int, keep_last: 
         for old in sorted(directory.glob("step_*.pt"))[:-keep_last]:
             old.unlink(missing_ok=True)
     return path
+
+
+def save_best(run_dir: Path, checkpoint: Path) -> Path:
+    """Make ``run_dir/checkpoints/best.pt`` the checkpoint file ``checkpoint`` (a hard link, swapped in atomically
+    by rename, so it survives ``keep_last`` removing the step file and a SIGKILL never leaves it half written)."""
+    directory = Path(run_dir) / CHECKPOINT_DIR
+    best = directory / BEST
+    tmp = directory / f".tmp_best_{os.getpid()}.pt"
+    tmp.unlink(missing_ok=True)
+    try:
+        os.link(checkpoint, tmp)
+    except OSError:  # no hard links on this filesystem: copy
+        import shutil
+
+        shutil.copyfile(checkpoint, tmp)
+    os.replace(tmp, best)
+    return best
 
 
 def find_checkpoint(path: str | os.PathLike[str]) -> Path:

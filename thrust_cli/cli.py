@@ -16,7 +16,7 @@ import typer
 
 app = typer.Typer(
     name="thrust",
-    help="Thrust: fast reinforcement learning. Configs compose Hydra groups: env, policy, algo, vec.",
+    help="Thrust: fast reinforcement learning. Configs compose Hydra groups: env, policy, algo, vec, logger.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -293,6 +293,30 @@ def bench(
         fail(str(exc))
     if as_json:
         typer.echo(json.dumps(result))
+
+
+@app.command()
+def plot(
+    runs: list[Path] = typer.Argument(..., help="Run directories (each with a metrics.jsonl)."),
+    out: Path = typer.Option(Path("curves.png"), "--out", "-o", help="The PNG to write."),
+    metrics: list[str] = typer.Option(
+        None,
+        "--metrics",
+        "-m",
+        help="metrics.jsonl keys to draw, repeated or comma-separated "
+        "(default: episode_return, sps, policy_loss, value_loss, entropy).",
+    ),
+) -> None:
+    """Training curves against global_step as a PNG; several runs are overlaid, with a legend."""
+    from .plot import PlotError, plot_runs
+
+    keys = [k.strip() for item in metrics or [] for k in item.split(",") if k.strip()] or None
+    try:
+        typer.echo(str(plot_runs(runs, out, keys)))
+    except PlotError as exc:
+        fail(str(exc))
+    except OSError as exc:
+        fail(f"cannot write '{out}': {exc.strerror or exc}")
 
 
 def main() -> None:

@@ -6,20 +6,22 @@ delivers the bootstrap observation of that rollout and moves on to row 0 of the 
 current (not yet updated) policy: its behaviour log-probs are stored, so PPO's ratio accounts for the one-update
 lag. The rollout is handed to the learner once every agent has completed it; the group that completed it waits
 (its actions are not sent) until the next :meth:`Collector.collect`, which then acts with the updated policy.
-Two rollout buffers alternate; a group more than one rollout ahead of the slowest (never seen with equal
-workers) keeps stepping but its transitions are not stored, so nothing blocks and nothing is overwritten.
+Two rollout buffers alternate. A group that completes the next rollout too while the slowest group is still on
+the current one (its worker got more CPU) starts its part of that next rollout again from row 0, overwriting
+its own rows: every rollout still holds T consecutive steps of each agent with their bootstrap value, nothing
+blocks, and no group can run two rollouts ahead (which would leave a rollout that never completes).
 Index convention: :mod:`thrust_cli.rollout`.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import torch
 
-from .policies import sample_actions
 from .rollout import EpisodeTracker, Rollout
 
 GroupKey = tuple[int, int]
@@ -35,6 +37,11 @@ class Collector:
         device: where the rollout tensors live.
         tracker: episode accounting over all agents.
         stop: called after every stored step; returning True makes :meth:`collect` return None.
+        bptt_horizon: recurrent policies: the segment length whose start states are stored.
+
+    Attributes:
+        timing: cumulative seconds spent in the env (``recv``/``send``), in inference (policy forward and
+            sampling) and copying (host → device, buffer writes, device → host).
     """
 
     def __init__(
@@ -58,23 +65,38 @@ class Collector:
         self.state: tuple[torch.Tensor, torch.Tensor] | None = (
             policy.initial_state(self.num_agents, device) if recurrent else None
         )
+        act_space = vec.single_action_space
+        continuous = bool(getattr(policy.dist, "continuous", False))
         self.bufs = [
             Rollout.allocate(
-                num_steps, self.num_agents, obs_space.shape, obs_dtype, device, num_steps // bptt_horizon, hidden
+                num_steps,
+                self.num_agents,
+                obs_space.shape,
+                obs_dtype,
+                device,
+                num_steps // bptt_horizon,
+                hidden,
+                action_shape=tuple(act_space.shape) if continuous else (),
+                action_dtype=torch.float32 if continuous else torch.long,
             )
             for _ in range(2)
         ]
+        self.timing = {"env_s": 0.0, "inference_s": 0.0, "copy_s": 0.0}
         self.tracker, self.stop = tracker, stop
         self.seq = 0  # the rollout being completed
         self.position: dict[GroupKey, tuple[int, int]] = {}  # (rollout, row) of the group's next observation
         self.pending: dict[GroupKey, tuple[int, int]] = {}  # (rollout, row) awaiting the group's rewards
-        self.completed: dict[int, int] = {}  # agents that completed rollout `seq` so far
+        self.completed: dict[int, set[GroupKey]] = {}  # groups that completed rollout `seq` so far
         self.global_step = 0
 
     def collect(self) -> Rollout | None:
         """Step until rollout ``seq`` is complete and return its buffer (None if ``stop`` asked to stop)."""
+        timing = self.timing
         while True:
+            began = time.perf_counter()
             obs, rewards, terminals, truncations, _, agent_ids = self.vec.recv()
+            received = time.perf_counter()
+            timing["env_s"] += received - began
             key = (int(agent_ids[0]), len(agent_ids))
             first = key[0]
             contiguous = int(agent_ids[-1]) - first + 1 == key[1]
@@ -87,14 +109,15 @@ class Collector:
                     return None
             seq, row = self.position.get(key, (self.seq, 0))
             obs_t = torch.from_numpy(obs).to(self.device)
+            timing["copy_s"] += time.perf_counter() - received
             if row == self.T:  # the bootstrap observation of rollout `seq`
-                if seq <= self.seq + 1:
-                    with torch.no_grad():
-                        self.bufs[seq % 2].last_values[index] = self._values(obs_t, index)
-                    self.completed[seq] = self.completed.get(seq, 0) + key[1]
-                seq, row = seq + 1, 0
+                with torch.no_grad():
+                    self.bufs[seq % 2].last_values[index] = self._values(obs_t, index)
+                self.completed.setdefault(seq, set()).add(key)
+                # on to the next rollout, unless that would be two ahead of the slowest group: then redo this one
+                seq, row = min(seq + 1, self.seq + 1), 0
                 self.position[key] = (seq, row)
-                if self.completed.get(self.seq, 0) == self.num_agents:
+                if sum(n for _, n in self.completed.get(self.seq, ())) == self.num_agents:
                     # hand the rollout over; this group acts after the update, on the next collect()
                     del self.completed[self.seq]
                     self.seq += 1
@@ -108,13 +131,13 @@ class Collector:
         return self.policy(obs, (self.state[0][:, index], self.state[1][:, index]))[1]
 
     def _act(self, key: GroupKey, index: Any, seq: int, row: int, obs: torch.Tensor) -> None:
-        store = seq <= self.seq + 1
+        began = time.perf_counter()
         with torch.no_grad():
             if self.state is None:
                 logits, values = self.policy(obs)
             else:
                 h, c = self.state[0][:, index], self.state[1][:, index]
-                if store and row % self.L == 0:
+                if row % self.L == 0:
                     buf = self.bufs[seq % 2]
                     assert buf.h0 is not None and buf.c0 is not None
                     buf.h0[row // self.L, index] = h[0]
@@ -122,18 +145,22 @@ class Collector:
                 logits, values, (h, c) = self.policy(obs, (h, c))
                 self.state[0][:, index] = h
                 self.state[1][:, index] = c
-            actions, logprobs = sample_actions(logits)
-        if store:
-            buf = self.bufs[seq % 2]
-            buf.obs[row, index] = obs
-            buf.actions[row, index] = actions
-            buf.logprobs[row, index] = logprobs
-            buf.values[row, index] = values
-            self.pending[key] = (seq, row)
-        else:
-            self.pending[key] = (seq, -1)  # too far ahead: keep stepping, store nothing
+            actions, logprobs = self.policy.dist.sample(logits)
+            env_actions = self.policy.dist.to_env(actions)
+        inferred = time.perf_counter()
+        buf = self.bufs[seq % 2]
+        buf.obs[row, index] = obs
+        buf.actions[row, index] = actions
+        buf.logprobs[row, index] = logprobs
+        buf.values[row, index] = values
+        self.pending[key] = (seq, row)
         self.position[key] = (seq, row + 1)
-        self.vec.send(actions.cpu().numpy())
+        env_actions = env_actions.cpu().numpy()
+        sending = time.perf_counter()
+        self.vec.send(env_actions)
+        self.timing["inference_s"] += inferred - began
+        self.timing["copy_s"] += sending - inferred
+        self.timing["env_s"] += time.perf_counter() - sending
 
     def _store_transition(
         self,
@@ -148,8 +175,7 @@ class Collector:
         dones = terminals | truncations
         self.global_step += len(agent_ids)
         self.tracker.step(rewards, dones, index if isinstance(index, slice) else agent_ids)
-        if row >= 0:
-            self._store(seq, row, index, agent_ids, rewards, terminals, truncations, dones)
+        self._store(seq, row, index, agent_ids, rewards, terminals, truncations, dones)
         if self.state is not None and dones.any():
             ended = torch.from_numpy(agent_ids[dones]).to(self.device)
             self.state[0][:, ended] = 0.0  # the next observation starts a new episode

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any
 
@@ -75,8 +75,9 @@ class TrainConfig:
     checkpoint_interval: int = positive(100_000)
     torch_threads: int = at_least(0, 1)
     keep_last: int | None = optional_positive(None)
+    best_metric: str | None = "episode_return"
+    best_mode: str = one_of(("max", "min"), "max")
     progress: str = one_of(("auto", "rich", "plain", "none"), "auto")
-    tensorboard: bool = True
 
 
 @dataclass
@@ -126,18 +127,30 @@ class SnakeEnvConfig:
 
 
 @dataclass
+class PendulumEnvConfig:
+    name: str = "pendulum"
+    num_envs: int = positive(16)
+    max_steps: int = positive(200)
+    g: float = 10.0  # gravity, Pendulum-v1's g
+
+
+@dataclass
 class MLPConfig:
     name: str = "mlp"
     hidden_size: int = positive(64)
     num_layers: int = at_least(0, 2)
     activation: str = one_of(("tanh", "relu", "gelu"), "tanh")
     shared: bool = False
+    squash: bool = False  # Box actions: tanh squashing into the bounds (else clipping)
+    log_std_init: float = 0.0  # Box actions: initial log std of the Gaussian head
 
 
 @dataclass
 class LSTMConfig:
     name: str = "lstm"
     hidden_size: int = positive(128)
+    squash: bool = False  # Box actions: tanh squashing into the bounds (else clipping)
+    log_std_init: float = 0.0  # Box actions: initial log std of the Gaussian head
 
 
 @dataclass
@@ -148,7 +161,9 @@ class PPOConfig:
     update_epochs: int = positive(4)
     gamma: float = in_range(0.0, 1.0, 0.99)
     gae_lambda: float = in_range(0.0, 1.0, 0.95)
-    clip_coef: float = positive(0.2)
+    clip_coef: float | None = optional_positive(0.2)
+    anneal_clip: bool = False
+    dual_clip_c: float | None = _meta((lambda v: v is None or v > 1, "> 1 or null"), None)
     vf_clip_coef: float | None = optional_positive(0.2)
     vf_coef: float = at_least(0.0, 0.5)
     ent_coef: float = at_least(0.0, 0.0)
@@ -156,7 +171,20 @@ class PPOConfig:
     norm_adv: bool = True
     anneal_lr: bool = True
     target_kl: float | None = optional_positive(None)
+    kl_coef: float | None = optional_positive(None)
+    prio: bool = False
+    prio_alpha: float = at_least(0.0, 0.8)
+    prio_beta0: float = in_range(0.0, 1.0, 0.2)
     bptt_horizon: int = positive(16)
+
+
+@dataclass
+class VTraceConfig(PPOConfig):
+    name: str = "vtrace"
+    rho_clip: float = positive(1.0)
+    c_clip: float = positive(1.0)
+    rho_pg_clip: float | None = optional_positive(1.0)
+    ratios: str = one_of(("fresh", "seen"), "fresh")
 
 
 @dataclass
@@ -181,6 +209,43 @@ class TopConfig:
     resume: str | None = None
 
 
+LOGGER_BACKENDS = ("tensorboard", "wandb", "neptune")
+# backend -> (module it imports, pip extra of thrust-rl that installs it)
+LOGGER_EXTRAS = {"wandb": ("wandb", "wandb"), "neptune": ("neptune", "neptune")}
+
+
+@dataclass
+class WandbConfig:
+    project: str = "thrust"
+    entity: str | None = None
+    mode: str = one_of(("offline", "online", "disabled"), "offline")
+
+
+@dataclass
+class NeptuneConfig:
+    project: str | None = None  # workspace/project, for a self-hosted server (mode async or sync)
+    mode: str = one_of(("offline", "async", "sync", "debug"), "offline")
+
+
+@dataclass
+class LoggerConfig:
+    """The ``logger`` group (conf/logger/): metric backends besides ``metrics.jsonl`` and the live dashboard."""
+
+    backends: list[str] = field(
+        default_factory=lambda: ["tensorboard"],
+        metadata={
+            "check": (
+                lambda v: all(b in LOGGER_BACKENDS for b in v) and len(set(v)) == len(v),
+                "a list of distinct names from " + ", ".join(LOGGER_BACKENDS),
+            )
+        },
+    )
+    dashboard: bool = True
+    run_name: str | None = None  # W&B / Neptune run name (null: the run directory's name)
+    wandb: WandbConfig = field(default_factory=WandbConfig)
+    neptune: NeptuneConfig = field(default_factory=NeptuneConfig)
+
+
 GROUPS: dict[str, dict[str, type]] = {
     "env": {
         "cartpole": CartPoleEnvConfig,
@@ -188,12 +253,13 @@ GROUPS: dict[str, dict[str, type]] = {
         "busy": BusyEnvConfig,
         "memory": MemoryEnvConfig,
         "snake": SnakeEnvConfig,
+        "pendulum": PendulumEnvConfig,
     },
     "policy": {"mlp": MLPConfig, "lstm": LSTMConfig},
-    "algo": {"ppo": PPOConfig},
+    "algo": {"ppo": PPOConfig, "vtrace": VTraceConfig},
     "vec": {"serial": SerialVecConfig, "multiprocessing": MultiprocessingVecConfig},
 }
-SECTIONS: dict[str, type] = {"train": TrainConfig}
+SECTIONS: dict[str, type] = {"train": TrainConfig, "logger": LoggerConfig}
 
 
 # --- validation -----------------------------------------------------------------------------------------------
@@ -217,6 +283,9 @@ def _check_node(node: Any, schema: type, prefix: str) -> Any:
         if key not in allowed:
             where = f"'{prefix}'" if prefix else "the top level"
             raise ConfigError(f"unknown key '{full(key)}'; allowed keys in {where}: {', '.join(allowed)}")
+    for f in fields(schema):  # nested schemas (logger.wandb): their own messages and checks
+        if isinstance(f.default_factory, type) and is_dataclass(f.default_factory) and f.name in node:
+            _check_node(node[f.name], f.default_factory, full(f.name))
     try:
         typed: Any = OmegaConf.merge(OmegaConf.structured(schema), node)
     except OmegaConfBaseException as exc:
@@ -249,11 +318,8 @@ def validate(cfg: DictConfig) -> DictConfig:
             raise ConfigError(f"{group}.name={name!r} is invalid; allowed: {', '.join(options)}")
         out[group] = _check_node(node, options[name], group)
     _check_vec(out["vec"], out["env"].num_envs)
-    if out["policy"].name == "lstm" and out["algo"].num_steps % out["algo"].bptt_horizon:
-        raise ConfigError(
-            f"algo.num_steps={out['algo'].num_steps} must be a multiple of algo.bptt_horizon="
-            f"{out['algo'].bptt_horizon} with policy=lstm"
-        )
+    _check_algo(out["algo"], out["policy"].name)
+    _check_logger(out["logger"])
     typed = OmegaConf.create(out)
     OmegaConf.set_struct(typed, True)
     return typed
@@ -267,6 +333,32 @@ def resolve_num_workers(num_workers: Any, num_envs: int) -> int:
 
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     return max(w for w in range(1, max(1, min(cores, num_envs)) + 1) if num_envs % w == 0)
+
+
+def _check_algo(algo: Any, policy: str) -> None:
+    """Cross-field checks of the ``algo`` options."""
+    if (policy == "lstm" or algo.prio) and algo.num_steps % algo.bptt_horizon:
+        why = "with policy=lstm" if policy == "lstm" else "with algo.prio=true (segments of bptt_horizon steps)"
+        raise ConfigError(
+            f"algo.num_steps={algo.num_steps} must be a multiple of algo.bptt_horizon={algo.bptt_horizon} {why}"
+        )
+    if algo.kl_coef is not None and algo.target_kl is None:
+        raise ConfigError("algo.kl_coef (adaptive KL penalty) needs algo.target_kl, the KL it adapts toward")
+    if algo.dual_clip_c is not None and algo.clip_coef is None:
+        raise ConfigError("algo.dual_clip_c needs algo.clip_coef (dual-clip bounds the clipped surrogate)")
+
+
+def _check_logger(logger: Any) -> None:
+    """Each chosen backend's optional package is installed (named by its pip extra when missing)."""
+    from importlib.util import find_spec
+
+    for backend in logger.backends:
+        module, extra = LOGGER_EXTRAS.get(backend, (None, None))
+        if module is not None and find_spec(module) is None:
+            raise ConfigError(
+                f"logger.backends has {backend} but the {module} package is not installed; "
+                f"install it with: pip install 'thrust-rl[{extra}]'"
+            )
 
 
 def _check_vec(vec: Any, num_envs: int) -> None:
@@ -351,7 +443,7 @@ def resume_config(run_dir: str | Path, overrides: Sequence[str]) -> DictConfig:
         raise ConfigError(f"cannot resume '{run_dir}': no run directory with .hydra/config.yaml there")
     for override in overrides:
         key = override.split("=", 1)[0].lstrip("+~")
-        if "=" not in override or key in GROUPS:
+        if "=" not in override or key in GROUPS or key in SECTIONS:
             raise ConfigError(
                 f"cannot change '{override}' when resuming; allowed: key=value overrides of the saved config"
             )

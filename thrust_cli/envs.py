@@ -33,7 +33,11 @@ def env_creator(env_cfg: Any) -> EnvCreator:
 
         kwargs = {k: env_cfg[k] for k in env_cfg if k not in ("name", "num_envs")}
         return partial(Snake, **kwargs)
-    raise ValueError(f"unknown env '{env_cfg.name}'; allowed: cartpole, gym, busy, memory, snake")
+    if env_cfg.name == "pendulum":
+        from envs_cython.pendulum import Pendulum
+
+        return partial(Pendulum, max_steps=env_cfg.max_steps, g=env_cfg.g)
+    raise ValueError(f"unknown env '{env_cfg.name}'; allowed: cartpole, gym, busy, memory, snake, pendulum")
 
 
 def agents_per_env(env_cfg: Any) -> int:

@@ -22,7 +22,9 @@ def load_policy(path: str | os.PathLike[str]) -> tuple[torch.nn.Module, Any, dic
     state = load_checkpoint(path)
     cfg = OmegaConf.create(state["config"])
     spaces = state["spaces"]
-    policy = make_policy(tuple(spaces["obs_shape"]), spaces["num_actions"], cfg.policy, spaces.get("num_codes"))
+    action = spaces.get("action", {"type": "Discrete"})
+    box = (action["low"], action["high"]) if action["type"] == "Box" else None
+    policy = make_policy(tuple(spaces["obs_shape"]), spaces["num_actions"], cfg.policy, spaces.get("num_codes"), box)
     try:
         policy.load_state_dict(state["policy"])
     except RuntimeError as exc:
@@ -50,7 +52,7 @@ def evaluate(
         path: run directory (latest checkpoint) or checkpoint file.
         episodes: number of episodes; each runs in its own env instance, all stepped together.
         seed: seed of the evaluation envs.
-        deterministic: argmax actions instead of sampling.
+        deterministic: the distribution's mode (argmax, or the Gaussian mean) instead of sampling.
         overrides: dotlist overrides of the run's config, e.g. ``env.max_steps=1000``.
         max_steps: give up (ValueError) if episodes have not finished after this many steps.
         gif: write an animation of env 0 (``env.render()``) to this path, at most ``gif_frames`` frames.
@@ -80,7 +82,9 @@ def evaluate(
             frames.append(np.asarray(env.render()))
         except NotImplementedError:
             env.close()
-            raise ValueError(f"env '{cfg.env.name}' does not render; --gif works for: cartpole, snake") from None
+            raise ValueError(
+                f"env '{cfg.env.name}' does not render; --gif works for: cartpole, snake, pendulum"
+            ) from None
     recurrent = bool(getattr(policy, "recurrent", False))
     hidden: Any = policy.initial_state(env.num_agents) if recurrent else None  # type: ignore[operator]
     try:
@@ -91,11 +95,9 @@ def evaluate(
                     logits, _, hidden = policy(obs, hidden)
                 else:
                     logits, _ = policy(obs)
-                if deterministic:
-                    actions = logits.argmax(-1)
-                else:
-                    actions = torch.multinomial(torch.softmax(logits, -1), 1).squeeze(-1)
-                env.step(actions.numpy().astype(env.actions.dtype))
+                dist: Any = policy.dist
+                actions = dist.mode(logits) if deterministic else dist.sample(logits)[0]
+                env.step(dist.to_env(actions).numpy().astype(env.actions.dtype))
                 if gif is not None and len(frames) < gif_frames:
                     frames.append(np.asarray(env.render()))
                 running = ~finished

@@ -8,6 +8,10 @@ inputs at batch 1 and 7, and a difference above :data:`TOLERANCE` deletes the fi
 safetensors: the policy's ``state_dict`` under its own names, with JSON metadata describing the architecture,
 spaces and tensor layout, enough to rebuild the policy without Thrust's config (:func:`load_safetensors_policy`).
 
+Discrete policies export ``logits``; Gaussian (Box) policies export the deterministic env action (the clipped or
+tanh-squashed mean, what ``thrust eval`` runs by default), the pre-squash mean and ``log_std``, from which a caller
+can sample (:func:`output_names`).
+
 onnx, onnxscript, onnxruntime and safetensors are imported inside the functions: ``import thrust_cli.export``
 costs nothing extra, and a missing package is reported in one line. See docs/export.md.
 """
@@ -31,6 +35,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .distributions import Gaussian
 from .evaluate import load_policy
 from .policies import LSTMPolicy, MLPPolicy
 
@@ -74,16 +79,41 @@ def is_recurrent(policy: nn.Module) -> bool:
     return bool(getattr(policy, "recurrent", False)) or callable(getattr(policy, "initial_state", None))
 
 
+def gaussian_head(policy: nn.Module) -> Gaussian | None:
+    """The policy's Gaussian action distribution (Box actions), or None for a categorical head or none at all."""
+    dist = getattr(policy, "dist", None)
+    return dist if isinstance(dist, Gaussian) else None
+
+
+def output_names(policy: nn.Module) -> list[str]:
+    """The ONNX outputs of ``policy``, in order.
+
+    Discrete: ``logits, values``. Gaussian: ``action`` (the deterministic env action
+    ``dist.to_env(dist.mode(mean))``), ``action_mean`` (before clipping/squashing), ``values``, ``log_std``.
+    Recurrent policies append ``h_out, c_out``.
+    """
+    names = ["action", "action_mean", "values", "log_std"] if gaussian_head(policy) else ["logits", "values"]
+    return [*names, "h_out", "c_out"] if is_recurrent(policy) else names
+
+
+def _head_outputs(policy: nn.Module, head: torch.Tensor, values: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """``(logits, values)``, or for a Gaussian head ``(action, action_mean, values, log_std)``."""
+    dist = gaussian_head(policy)
+    if dist is None:
+        return head, values
+    return dist.to_env(dist.mode(head)), head, values, dist.log_std
+
+
 class _FeedForward(nn.Module):
-    """The exported signature of a feed-forward policy: ``observations -> logits, values``."""
+    """The exported signature of a feed-forward policy: ``observations ->`` :func:`output_names`."""
 
     def __init__(self, policy: nn.Module) -> None:
         super().__init__()
         self.policy = policy
 
-    def forward(self, observations: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        logits, values = self.policy(observations)
-        return logits, values
+    def forward(self, observations: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        head, values = self.policy(observations)
+        return _head_outputs(self.policy, head, values)
 
 
 class _Recurrent(nn.Module):
@@ -93,11 +123,9 @@ class _Recurrent(nn.Module):
         super().__init__()
         self.policy = policy
 
-    def forward(
-        self, observations: torch.Tensor, h_in: torch.Tensor, c_in: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        logits, values, (h_out, c_out) = self.policy(observations, (h_in, c_in))
-        return logits, values, h_out, c_out
+    def forward(self, observations: torch.Tensor, h_in: torch.Tensor, c_in: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        head, values, (h_out, c_out) = self.policy(observations, (h_in, c_in))
+        return *_head_outputs(self.policy, head, values), h_out, c_out
 
 
 def export_onnx(
@@ -130,7 +158,11 @@ def export_onnx(
         "num_actions": str(spaces["num_actions"]),
         "recurrent": json.dumps(is_recurrent(policy)),
         "global_step": str(state["global_step"]),
+        "action_space": json.dumps(_action_space(spaces)),
     }
+    dist = gaussian_head(policy)
+    if dist is not None:
+        metadata["squash"] = json.dumps(bool(dist.squash))
     return export_policy_onnx(
         policy, tuple(spaces["obs_shape"]), target, opset=opset, obs_dtype=spaces.get("obs_dtype"), metadata=metadata
     )
@@ -149,7 +181,9 @@ def export_policy_onnx(
     Feed-forward policies (``policy(obs) -> (logits, values)``) get inputs ``observations`` and outputs
     ``logits, values``. Recurrent ones (:func:`is_recurrent`; ``policy(obs, (h, c)) -> (logits, values, (h, c))``
     and ``initial_state(batch) -> (h, c)``) also get inputs ``h_in, c_in`` and outputs ``h_out, c_out``.
-    The file is written to a temporary name and renamed only after the check passes.
+    A policy whose ``dist`` is a :class:`~thrust_cli.distributions.Gaussian` (its forward returns the mean in
+    place of logits) outputs ``action, action_mean, values, log_std`` instead of ``logits, values``
+    (:func:`output_names`). The file is written to a temporary name and renamed only after the check passes.
 
     Args:
         policy: the torch module (put in eval mode here).
@@ -168,6 +202,7 @@ def export_policy_onnx(
 
     Shapes:
         observations: [batch, *obs_shape] float32; logits: [batch, num_actions]; values: [batch];
+        action, action_mean: [batch, num_actions]; log_std: [num_actions];
         h_in, c_in, h_out, c_out: [num_layers, batch, hidden_size].
     """
     _require_onnx()
@@ -179,7 +214,7 @@ def export_policy_onnx(
     output.parent.mkdir(parents=True, exist_ok=True)
     tmp = output.with_name(f".tmp_{output.name}")
     input_names = ["observations", "h_in", "c_in"] if recurrent else ["observations"]
-    output_names = ["logits", "values", "h_out", "c_out"] if recurrent else ["logits", "values"]
+    outputs = output_names(policy)
     wrapper = _Recurrent(policy) if recurrent else _FeedForward(policy)
     generator = torch.Generator().manual_seed(0)
     batch = torch.export.Dim("batch", min=1)
@@ -195,7 +230,7 @@ def export_policy_onnx(
                 tuple(sample),
                 str(tmp),
                 input_names=input_names,
-                output_names=output_names,
+                output_names=outputs,
                 dynamic_shapes=dynamic_shapes,
                 opset_version=opset,
                 external_data=False,
@@ -227,7 +262,7 @@ def export_policy_onnx(
         recurrent=recurrent,
         max_abs_diff=diff,
         inputs={name: shapes[name] for name in input_names},
-        outputs={name: shapes[name] for name in output_names},
+        outputs={name: shapes[name] for name in outputs},
     )
 
 
@@ -236,6 +271,7 @@ def export_safetensors(path_or_run: str | os.PathLike[str], output: str | os.Pat
 
     Metadata values are JSON strings (safetensors metadata is ``str -> str``); see docs/export.md for the keys.
     The checkpoint records the observation shape and dtype but not the bounds: ``low``/``high`` are null.
+    A Box action space records its bounds (null for an unbounded dimension) and the policy's ``squash``.
 
     Args:
         path_or_run: run directory or checkpoint file.
@@ -254,6 +290,8 @@ def export_safetensors(path_or_run: str | os.PathLike[str], output: str | os.Pat
     target = _output_path(path_or_run, state["path"], output, ".safetensors")
     tensors = {name: t.detach().cpu().contiguous() for name, t in policy.state_dict().items()}
     obs_dim = math.prod(spaces["obs_shape"])
+    dist = gaussian_head(policy)
+    head = "action_mean" if dist is not None else "logits"
     if cfg.policy.name == "lstm" and isinstance(policy, LSTMPolicy):
         description: dict[str, Any] = {
             "architecture": "lstm",
@@ -263,21 +301,27 @@ def export_safetensors(path_or_run: str | os.PathLike[str], output: str | os.Pat
                 "hidden_size": int(policy.hidden_size),
                 "num_codes": policy.num_codes,
             },
-            "tensors": {name: f"{name} {list(t.shape)}: {_LSTM_ROLES[name]}" for name, t in tensors.items()},
+            "tensors": {
+                name: f"{name} {list(t.shape)}: {_LSTM_ROLES.get(name) or _DIST_ROLES[name]}"
+                for name, t in tensors.items()
+            },
             "forward": (
                 "x = one_hot(observations.reshape(batch, -1), num_codes).reshape(batch, -1) if num_codes else "
                 "observations.reshape(batch, -1); e = relu(x @ encoder.0.weight.T + encoder.0.bias); "
                 "gates = e @ lstm.weight_ih_l0.T + lstm.bias_ih_l0 + h @ lstm.weight_hh_l0.T + lstm.bias_hh_l0, "
                 "split in 4 (i, f, g, o); c' = sigmoid(f) * c + sigmoid(i) * tanh(g); h' = sigmoid(o) * tanh(c'); "
-                "logits = h' @ actor_head.weight.T + actor_head.bias; values = (h' @ critic_head.weight.T + "
+                f"{head} = h' @ actor_head.weight.T + actor_head.bias; values = (h' @ critic_head.weight.T + "
                 "critic_head.bias)[:, 0]; state (h, c) [batch, hidden_size] starts at zero and is zeroed where an "
                 "episode ends"
             ),
         }
     elif cfg.policy.name == "mlp" and isinstance(policy, MLPPolicy):
-        description = _mlp_description(cfg, obs_dim, int(spaces["num_actions"]), tensors)
+        description = _mlp_description(cfg, obs_dim, int(spaces["num_actions"]), tensors, head)
     else:
         raise ValueError(f"safetensors export supports the mlp and lstm policies (got '{cfg.policy.name}')")
+    if dist is not None:
+        description["policy"]["squash"] = bool(dist.squash)
+        description["forward"] += _gaussian_forward(dist)
     metadata = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -290,7 +334,7 @@ def export_safetensors(path_or_run: str | os.PathLike[str], output: str | os.Pat
             "low": None,
             "high": None,
         },
-        "action_space": {"type": "Discrete", "n": int(spaces["num_actions"])},
+        "action_space": _action_space(spaces),
         "observation_normalization": {"type": "none"},
         "tensors": description["tensors"],
         "forward": description["forward"],
@@ -315,7 +359,46 @@ _LSTM_ROLES = {
 }
 
 
-def _mlp_description(cfg: Any, obs_dim: int, num_actions: int, tensors: dict[str, torch.Tensor]) -> dict[str, Any]:
+_DIST_ROLES = {
+    "dist.log_std": (
+        "log standard deviation of the Gaussian action distribution [num_actions], one per action dimension and "
+        "independent of the observation: a sample is u = action_mean + exp(dist.log_std) * noise, noise ~ N(0, 1), "
+        "before the clip or tanh squash into the bounds (see forward)"
+    ),
+}
+
+
+def _action_space(spaces: dict[str, Any]) -> dict[str, Any]:
+    """``{"type": "Discrete", "n"}`` or ``{"type": "Box", "shape", "low", "high"}`` (null bounds: unbounded;
+    JSON has no infinity)."""
+    action = spaces.get("action", {"type": "Discrete"})
+    if action["type"] != "Box":
+        return {"type": "Discrete", "n": int(spaces["num_actions"])}
+
+    def finite(bounds: list[float]) -> list[float | None]:
+        return [float(x) if math.isfinite(x) else None for x in bounds]
+
+    return {
+        "type": "Box",
+        "shape": [int(spaces["num_actions"])],
+        "low": finite(action["low"]),
+        "high": finite(action["high"]),
+    }
+
+
+def _gaussian_forward(dist: Gaussian) -> str:
+    """How the Gaussian head's ``action_mean`` becomes an env action (appended to the ``forward`` metadata)."""
+    mapping = "low + (tanh(u) + 1) / 2 * (high - low)" if dist.squash else "clip(u, low, high)"
+    return (
+        f"; env action = {mapping} with low, high from action_space: deterministic (what thrust eval runs by "
+        "default) at u = action_mean; sampled at u = action_mean + exp(dist.log_std) * noise, noise ~ N(0, 1) "
+        "[batch, num_actions]"
+    )
+
+
+def _mlp_description(
+    cfg: Any, obs_dim: int, num_actions: int, tensors: dict[str, torch.Tensor], head: str = "logits"
+) -> dict[str, Any]:
     hidden, layers = int(cfg.policy.hidden_size), int(cfg.policy.num_layers)
     return {
         "architecture": "mlp",
@@ -333,7 +416,7 @@ def _mlp_description(cfg: Any, obs_dim: int, num_actions: int, tensors: dict[str
             "x = observations.reshape(batch, -1).float(); the trunk (see tensors: one shared MLP trunk.{2k}.*, "
             "or a stacked pair trunk.weights.k/trunk.biases.k, copy 0 actor and copy 1 critic) maps x to "
             "actor_hidden and critic_hidden [batch, hidden] (the same tensor when shared; x itself when num_layers "
-            "is 0); logits = actor_hidden @ actor_head.weight.T + "
+            f"is 0); {head} = actor_hidden @ actor_head.weight.T + "
             "actor_head.bias; values = (critic_hidden @ critic_head.weight.T + critic_head.bias)[:, 0]"
         ),
     }
@@ -363,13 +446,14 @@ def load_safetensors_policy(path: str | os.PathLike[str]) -> nn.Module:
     if meta.get("format_version") != FORMAT_VERSION:
         raise ValueError(f"'{path}' has format_version {meta.get('format_version')!r}; supported: {FORMAT_VERSION}")
     p = meta["policy"]
+    dist = _gaussian_from_metadata(path, meta.get("action_space") or {"type": "Discrete"}, p)
     policy: nn.Module
     if meta.get("architecture") == "mlp":
         policy = MLPPolicy(
-            p["obs_dim"], p["num_actions"], p["hidden_size"], p["num_layers"], p["activation"], p["shared"]
+            p["obs_dim"], p["num_actions"], p["hidden_size"], p["num_layers"], p["activation"], p["shared"], dist
         )
     elif meta.get("architecture") == "lstm":
-        policy = LSTMPolicy(tuple(p["obs_shape"]), p["num_actions"], p["hidden_size"], p["num_codes"])
+        policy = LSTMPolicy(tuple(p["obs_shape"]), p["num_actions"], p["hidden_size"], p["num_codes"], dist)
     else:
         raise ValueError(f"'{path}' has architecture {meta.get('architecture')!r}; supported: mlp, lstm")
     try:
@@ -377,6 +461,22 @@ def load_safetensors_policy(path: str | os.PathLike[str]) -> nn.Module:
     except RuntimeError as exc:
         raise ValueError(f"'{path}': tensors do not match the metadata: {str(exc).splitlines()[0]}") from None
     return policy.eval()
+
+
+def _gaussian_from_metadata(
+    path: str | os.PathLike[str], action_space: dict[str, Any], policy: dict[str, Any]
+) -> Gaussian | None:
+    """The Gaussian head described by a Box ``action_space`` (None for Discrete); its ``log_std`` is a tensor."""
+    if action_space.get("type") == "Discrete":
+        return None
+    if action_space.get("type") != "Box":
+        raise ValueError(f"'{path}' has action_space type {action_space.get('type')!r}; supported: Discrete, Box")
+    low = [-math.inf if x is None else float(x) for x in action_space["low"]]
+    high = [math.inf if x is None else float(x) for x in action_space["high"]]
+    try:
+        return Gaussian(int(policy["num_actions"]), low, high, squash=bool(policy.get("squash", False)))
+    except (RuntimeError, ValueError) as exc:
+        raise ValueError(f"'{path}': action_space does not fit the policy: {str(exc).splitlines()[0]}") from None
 
 
 def _mlp_tensor_layout(tensors: dict[str, torch.Tensor]) -> dict[str, str]:
@@ -391,6 +491,8 @@ def _mlp_tensor_layout(tensors: dict[str, torch.Tensor]) -> dict[str, str]:
             )
         elif name.startswith("trunk.biases."):
             role = f"StackedMLP layer {name.rsplit('.', 1)[1]} bias {shape} = [copies, 1, out]; copy 0 actor, 1 critic"
+        elif name in _DIST_ROLES:
+            role = f"{name} {shape}: {_DIST_ROLES[name]}"
         elif name.startswith("trunk."):
             index = int(name.split(".")[1]) // 2  # nn.Sequential interleaves Linear and activation modules
             kind = "weight" if name.endswith("weight") else "bias"
@@ -437,7 +539,7 @@ def _onnx_max_abs_diff(path: Path, wrapper: nn.Module, inputs: list[torch.Tensor
     for name, a, b in zip([o.name for o in session.get_outputs()], got, expected, strict=True):
         if tuple(a.shape) != tuple(b.shape):
             raise ValueError(f"output '{name}' has shape {list(a.shape)} in onnxruntime, {list(b.shape)} in torch")
-        diff = max(diff, float(np.abs(a.astype(np.float64) - b.double().numpy()).max(initial=0.0)))
+        diff = max(diff, float(np.abs(a.astype(np.float64) - b.detach().double().numpy()).max(initial=0.0)))
     return diff
 
 

@@ -1,6 +1,9 @@
-"""Run logging: ``metrics.jsonl`` (always), TensorBoard scalars, and a progress display.
+"""Run logging: ``metrics.jsonl`` (always), the chosen metric backends, and a progress display.
 
-The progress display is a rich live line on a terminal and plain lines (at most one per second) otherwise.
+Backends (the ``logger`` config group, :mod:`thrust_cli.loggers`): TensorBoard, W&B, Neptune, several at once;
+each receives the same metric dict per log call. The display is the live dashboard (:mod:`thrust_cli.dashboard`)
+on a terminal, a one-line rich progress bar there with ``logger.dashboard=false``, and plain lines (at most one
+per second) otherwise.
 """
 
 from __future__ import annotations
@@ -11,19 +14,24 @@ import time
 from pathlib import Path
 from typing import Any, TextIO
 
-from .tbwriter import ScalarWriter
+from .config import LoggerConfig
+from .loggers import Backend, make_backends
 
 
 class RunLogger:
-    """Writes one JSON object per log step to ``metrics.jsonl`` and the same scalars to TensorBoard.
+    """Writes one JSON object per log step to ``metrics.jsonl`` and the same dict to every backend.
 
     Args:
         run_dir: the run directory.
         total_steps: planned env steps (for the progress display).
-        progress: ``auto`` | ``rich`` | ``plain`` | ``none``.
-        tensorboard: also write TensorBoard event files.
+        progress: ``auto`` | ``rich`` | ``plain`` | ``none`` (``train.progress``).
+        logger: the ``logger`` config (:class:`~thrust_cli.config.LoggerConfig` or its DictConfig); None: defaults.
+        run_config: the run's config as plain containers, stored by W&B and Neptune with the run.
         stream: where progress goes (stderr by default, so stdout stays clean for the run path).
         resume_step: when resuming from a checkpoint at this step, drop later metrics of the old segment.
+
+    Raises:
+        ConfigError: a backend's package is missing or the backend failed to start.
     """
 
     def __init__(
@@ -31,13 +39,15 @@ class RunLogger:
         run_dir: Path,
         total_steps: int,
         progress: str = "auto",
-        tensorboard: bool = True,
+        logger: Any = None,
+        run_config: Any = None,
         stream: TextIO | None = None,
         resume_step: int | None = None,
     ) -> None:
         self.run_dir = Path(run_dir)
         self.total_steps = total_steps
         self.stream = stream or sys.stderr
+        cfg = logger if logger is not None else LoggerConfig()
         metrics_path = self.run_dir / "metrics.jsonl"
         if resume_step is not None and metrics_path.is_file():
             # drop what a killed process logged after its last checkpoint: the series stays continuous
@@ -47,15 +57,21 @@ class RunLogger:
                 if line.strip() and json.loads(line).get("global_step", 0) <= resume_step
             ]
             metrics_path.write_text("".join(line + "\n" for line in kept))
+        self.backends: list[Backend] = make_backends(self.run_dir, cfg, run_config, resume_step)
         self._metrics = open(metrics_path, "a", buffering=1)  # noqa: SIM115
-        purge = None if resume_step is None else resume_step + 1
-        self._tb = ScalarWriter(self.run_dir, purge_step=purge) if tensorboard else None
         if progress == "auto":
             progress = "rich" if self.stream.isatty() else "plain"
         self.mode = progress
         self._last_plain = 0.0
         self._live: Any = None
-        if progress == "rich":
+        self._dashboard: Any = None
+        if progress == "rich" and cfg.dashboard:
+            from .dashboard import Dashboard
+
+            env = run_config.get("env", {}).get("name") if isinstance(run_config, dict) else None
+            title = " · ".join(t for t in (env, cfg.run_name or self.run_dir.name) if t)
+            self._dashboard = Dashboard(total_steps, self.stream, title=title)
+        elif progress == "rich":
             from rich.console import Console
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
@@ -74,21 +90,20 @@ class RunLogger:
             self._live.start()
 
     def log(self, metrics: dict[str, Any]) -> None:
-        """Record ``metrics`` (must hold ``global_step``); update the progress display."""
+        """Record ``metrics`` (must hold ``global_step``) everywhere; update the progress display."""
         self._metrics.write(json.dumps(metrics) + "\n")
-        if self._tb is not None:
-            scalars = {k: v for k, v in metrics.items() if isinstance(v, (int, float)) and k != "global_step"}
-            self._tb.add_scalars(scalars, int(metrics["global_step"]))
+        step = int(metrics["global_step"])
+        for backend in self.backends:
+            backend.log(metrics, step)
         self._show(metrics)
 
     def _show(self, m: dict[str, Any]) -> None:
         if self.mode == "none":
             return
+        if self._dashboard is not None:
+            self._dashboard.update(m)
+            return
         ret = m.get("episode_return")
-        text = (
-            f"step {m['global_step']:>10,}/{self.total_steps:,}  sps {m.get('sps', 0):>9,.0f}  "
-            f"return {ret if ret is None else f'{ret:8.2f}'}  t {m.get('time_s', 0):6.1f}s"
-        )
         if self._live is not None:
             self._live.update(
                 self._task,
@@ -99,13 +114,28 @@ class RunLogger:
             )
         elif time.monotonic() - self._last_plain >= 1.0:
             self._last_plain = time.monotonic()
+            text = (
+                f"step {m['global_step']:>10,}/{self.total_steps:,}  sps {m.get('sps', 0):>9,.0f}  "
+                f"return {ret if ret is None else f'{ret:8.2f}'}  t {m.get('time_s', 0):6.1f}s"
+            )
             print(text, file=self.stream, flush=True)
 
     def close(self) -> None:
+        """Stop the display and close every backend and ``metrics.jsonl`` (safe to call twice)."""
+        if self._dashboard is not None:
+            self._dashboard.close()
+            self._dashboard = None
         if self._live is not None:
             self._live.stop()
             self._live = None
-        if self._tb is not None:
-            self._tb.close()
+        backends, self.backends = self.backends, []
+        errors: list[Exception] = []
+        for backend in backends:
+            try:
+                backend.close()
+            except Exception as exc:  # close the others and metrics.jsonl first
+                errors.append(exc)
         if not self._metrics.closed:
             self._metrics.close()
+        if errors:
+            raise errors[0]

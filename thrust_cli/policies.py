@@ -1,4 +1,7 @@
-"""Policies: an MLP actor-critic with a categorical head.
+"""Policies: MLP and LSTM actor-critics with a categorical head (Discrete actions) or a Gaussian head (Box).
+
+The actor head outputs the parameters of ``policy.dist`` (:mod:`thrust_cli.distributions`): logits, or the
+Gaussian mean; ``policy.dist`` samples, evaluates log-probs and maps samples to env actions.
 
 Orthogonal init as in the PPO reference implementations: gain sqrt(2) on hidden layers, 0.01 on the policy head,
 1.0 on the value head (CleanRL detail #2).
@@ -11,6 +14,8 @@ from typing import Any
 
 import torch
 from torch import nn
+
+from .distributions import Categorical, Gaussian
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {"tanh": nn.Tanh, "relu": nn.ReLU, "gelu": nn.GELU}
 
@@ -64,16 +69,17 @@ class StackedMLP(nn.Module):
 
 
 class MLPPolicy(nn.Module):
-    """Actor-critic MLP for flat observations and Discrete actions.
+    """Actor-critic MLP for flat observations.
 
     Args:
         obs_dim: size of the flattened observation.
-        num_actions: number of discrete actions.
+        num_actions: number of discrete actions, or action dimensions with a Gaussian ``dist``.
         hidden_size: width of each hidden layer.
         num_layers: hidden layers per trunk.
         activation: one of ``tanh``, ``relu``, ``gelu``.
         shared: one trunk for actor and critic instead of two separate ones (CleanRL's choice, which often
             learns better on small control tasks; the two are evaluated together by :class:`StackedMLP`).
+        dist: the action distribution (default :class:`Categorical`).
     """
 
     def __init__(
@@ -84,8 +90,10 @@ class MLPPolicy(nn.Module):
         num_layers: int = 2,
         activation: str = "tanh",
         shared: bool = False,
+        dist: nn.Module | None = None,
     ) -> None:
         super().__init__()
+        self.dist: Any = dist if dist is not None else Categorical()
         self.shared = shared
         if shared:
             self.trunk: nn.Module = mlp(obs_dim, hidden_size, num_layers, activation)
@@ -118,14 +126,21 @@ class LSTMPolicy(nn.Module):
         num_actions: number of discrete actions.
         hidden_size: width of the encoder output and of the LSTM state.
         num_codes: for integer observations, the number of distinct codes (max code + 1); None for floats.
+        dist: the action distribution (default :class:`Categorical`).
     """
 
     recurrent = True
 
     def __init__(
-        self, obs_shape: tuple[int, ...], num_actions: int, hidden_size: int = 128, num_codes: int | None = None
+        self,
+        obs_shape: tuple[int, ...],
+        num_actions: int,
+        hidden_size: int = 128,
+        num_codes: int | None = None,
+        dist: nn.Module | None = None,
     ) -> None:
         super().__init__()
+        self.dist: Any = dist if dist is not None else Categorical()
         self.num_codes = num_codes
         self.hidden_size = hidden_size
         in_dim = math.prod(obs_shape) * (num_codes or 1)
@@ -190,26 +205,38 @@ class LSTMPolicy(nn.Module):
 
 def sample_actions(logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Sample from the categorical distribution given by ``logits [B, A]``; return ``(actions, logprobs)``."""
-    logp = torch.log_softmax(logits, dim=-1)
-    actions = torch.multinomial(logp.exp(), 1)
-    return actions.squeeze(-1), logp.gather(-1, actions).squeeze(-1)
+    return Categorical().sample(logits)
 
 
 def evaluate_actions(logits: torch.Tensor, actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Return ``(logprobs [B], entropy [B])`` of ``actions [B]`` under ``logits [B, A]``."""
-    logp = torch.log_softmax(logits, dim=-1)
-    entropy = -(logp.exp() * logp).sum(-1)
-    return logp.gather(-1, actions.long().unsqueeze(-1)).squeeze(-1), entropy
+    return Categorical().evaluate(logits, actions)
 
 
 def make_policy(
-    obs_shape: tuple[int, ...], num_actions: int, cfg: Any, num_codes: int | None = None
+    obs_shape: tuple[int, ...],
+    num_actions: int,
+    cfg: Any,
+    num_codes: int | None = None,
+    box: tuple[Any, Any] | None = None,
 ) -> MLPPolicy | LSTMPolicy:
     """Build the policy named by ``cfg.name`` (the ``policy`` config group).
 
     Args:
+        num_actions: discrete actions, or the action dimensions of a Box space.
         num_codes: for integer observations, the number of distinct codes (the LSTM one-hot encodes them).
+        box: ``(low, high)`` of a Box action space: a Gaussian head (``cfg.squash``, ``cfg.log_std_init``)
+            instead of the categorical one.
     """
+    dist: nn.Module | None = None
+    if box is not None:
+        dist = Gaussian(
+            num_actions,
+            box[0],
+            box[1],
+            squash=bool(getattr(cfg, "squash", False)),
+            log_std_init=float(getattr(cfg, "log_std_init", 0.0)),
+        )
     if cfg.name == "mlp":
         return MLPPolicy(
             obs_dim=math.prod(obs_shape),
@@ -218,7 +245,8 @@ def make_policy(
             num_layers=cfg.num_layers,
             activation=cfg.activation,
             shared=cfg.shared,
+            dist=dist,
         )
     if cfg.name == "lstm":
-        return LSTMPolicy(obs_shape, num_actions, hidden_size=cfg.hidden_size, num_codes=num_codes)
+        return LSTMPolicy(obs_shape, num_actions, hidden_size=cfg.hidden_size, num_codes=num_codes, dist=dist)
     raise ValueError(f"unknown policy '{cfg.name}'; allowed: mlp, lstm")

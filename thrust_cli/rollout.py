@@ -51,8 +51,14 @@ class Rollout:
         device: torch.device,
         segments: int = 0,
         hidden_size: int = 0,
+        action_shape: tuple[int, ...] = (),
+        action_dtype: torch.dtype = torch.long,
     ) -> Rollout:
-        """Zeroed tensors; with ``hidden_size`` also the start states of ``segments`` segments per agent."""
+        """Zeroed tensors; with ``hidden_size`` also the start states of ``segments`` segments per agent.
+
+        Actions are int64 [T, N] for Discrete spaces, or float32 [T, N, *action_shape] pre-squash samples of a
+        Gaussian head for Box spaces (see :mod:`thrust_cli.distributions`).
+        """
         T, N = num_steps, num_agents
 
         def zeros(*shape: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
@@ -60,7 +66,7 @@ class Rollout:
 
         return cls(
             obs=zeros(T, N, *obs_shape, dtype=obs_dtype),
-            actions=zeros(T, N, dtype=torch.long),
+            actions=zeros(T, N, *action_shape, dtype=action_dtype),
             logprobs=zeros(T, N),
             values=zeros(T, N),
             rewards=zeros(T, N),

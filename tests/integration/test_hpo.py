@@ -22,7 +22,7 @@ direction: maximize
 n_trials: 8
 sampler: tpe
 seed: 0
-fixed: [env=cartpole, train.total_timesteps=2048, env.num_envs=8, algo.num_steps=32, train.tensorboard=false]
+fixed: [env=cartpole, train.total_timesteps=2048, env.num_envs=8, algo.num_steps=32, logger=none]
 params:
   lr: {type: categorical, choices: [1.0e-3, 5.0e-3, -1]}
   algo.update_epochs: {type: int, low: 1, high: 4}
@@ -141,7 +141,7 @@ def test_overrides_are_written_in_hydra_grammar() -> None:
     assert format_override("lr", 1e-05) == "lr=1e-05"
     assert format_override("policy.activation", "relu") == "policy.activation=relu"
     assert format_override("algo.target_kl", None) == "algo.target_kl=null"
-    assert format_override("train.tensorboard", False) == "train.tensorboard=false"
+    assert format_override("logger.dashboard", False) == "logger.dashboard=false"
     assert format_override("env.id", "1e-3") == "env.id='1e-3'"
 
 

@@ -37,7 +37,7 @@ def test_smoke_cartpole_learns_with_the_multiprocessing_vectorizer(tmp_path: Pat
 
 def test_multiprocessing_sync_training_equals_serial(tmp_path: Path) -> None:
     """Same seed, same trajectories: the sync multiprocessing run reproduces the serial one step for step."""
-    common = ["train.progress=none", "train.total_timesteps=8192", "train.tensorboard=false"]
+    common = ["train.progress=none", "train.total_timesteps=8192", "logger=none"]
     serial = train(compose_config(common), tmp_path / "serial")
     multi = train(compose_config([*common, "vec=multiprocessing", "vec.num_workers=2"]), tmp_path / "multi")
     assert serial["mean_return_last_100"] == multi["mean_return_last_100"]
@@ -52,6 +52,43 @@ def test_shipped_defaults_solve_cartpole(tmp_path: Path, seed: int) -> None:
     train(cfg, tmp_path)
     result = evaluate(tmp_path, episodes=100)
     assert result["mean_return"] >= 475, result
+
+
+ALGO_OPTIONS = {
+    "vtrace": ["algo=vtrace"],
+    "prio": ["algo.prio=true"],
+    "vtrace+prio": ["algo=vtrace", "algo.prio=true"],
+    "kl-penalty": ["algo.clip_coef=null", "algo.kl_coef=1.0", "algo.target_kl=0.01"],
+    "kl-penalty+clip": ["algo.kl_coef=1.0", "algo.target_kl=0.01"],
+    "dual-clip": ["algo.dual_clip_c=3"],
+    "value-clip": ["algo.vf_clip_coef=0.2"],
+    "anneal-clip": ["algo.anneal_clip=true"],
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("options", list(ALGO_OPTIONS.values()), ids=list(ALGO_OPTIONS))
+def test_every_algo_option_solves_cartpole(tmp_path: Path, options: list[str]) -> None:
+    """Each `algo` option with the CartPole preset: 100-episode eval mean >= 475 (issue 5)."""
+    train(compose_config([*options, "train.progress=none", "logger=none"]), tmp_path)
+    result = evaluate(tmp_path, episodes=100)
+    assert result["mean_return"] >= 475, (options, result)
+
+
+@pytest.mark.slow
+def test_vtrace_with_the_async_vectorizer_solves_cartpole(tmp_path: Path) -> None:
+    options = ["algo=vtrace", "vec=multiprocessing", "vec.num_workers=2", "vec.batch_size=16"]
+    train(compose_config([*options, "train.progress=none", "logger=none"]), tmp_path)
+    assert evaluate(tmp_path, episodes=100)["mean_return"] >= 475
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_pendulum_gaussian_policy_reaches_minus_200(tmp_path: Path) -> None:
+    """`thrust train env=pendulum` (Gaussian head): 100-episode eval mean >= -200, Gymnasium's usual bar."""
+    train(compose_config(["env=pendulum", "train.progress=none", "logger=none"]), tmp_path)
+    result = evaluate(tmp_path, episodes=100)
+    assert result["mean_return"] >= -200, result
 
 
 @pytest.mark.slow

@@ -55,10 +55,32 @@ def test_keep_last_retains_only_the_newest_checkpoints(tmp_path: Path, monkeypat
         app, ["train", "train.total_timesteps=8192", "train.checkpoint_interval=1024", "train.keep_last=2"]
     )
     run_dir = Path(result.stdout.strip().splitlines()[-1])
-    assert [p.name for p in sorted((run_dir / "checkpoints").glob("*.pt"))] == [
+    assert [p.name for p in sorted((run_dir / "checkpoints").glob("step_*.pt"))] == [
         "step_000000007168.pt",
         "step_000000008192.pt",
     ]
+
+
+def test_best_checkpoint_is_the_one_with_the_best_metric_and_survives_keep_last(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(
+        app,
+        ["train", "train.total_timesteps=16384", "train.checkpoint_interval=1024", "train.keep_last=1",
+         "train.target_window=5", "logger=none"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    run_dir = Path(result.stdout.strip().splitlines()[-1])
+    best = load_checkpoint(run_dir / "checkpoints" / "best.pt")
+    # the best value over all checkpoints, recomputed from the logged episode returns at each checkpoint step
+    latest = load_checkpoint(run_dir)
+    assert best["best"] is not None and best["best"] == best["metric_value"] == latest["best"]
+    assert latest["metric_value"] <= best["best"]
+    assert len(list((run_dir / "checkpoints").glob("step_*.pt"))) == 1
+    assert best["global_step"] <= 16384 and evaluate(run_dir / "checkpoints" / "best.pt", episodes=2)["episodes"] == 2
+    bad = CliRunner().invoke(app, ["train", "train.best_mode=median"])
+    assert bad.exit_code == 2 and "train.best_mode='median' is invalid: must be one of max, min" in bad.output
 
 
 @pytest.mark.slow

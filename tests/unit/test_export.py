@@ -1,5 +1,6 @@
 """ONNX and safetensors export: onnxruntime against torch, the recurrent h/c convention, the failing check,
-the safetensors round trip from metadata alone, and the one-line messages for missing packages."""
+the safetensors round trip from metadata alone, Gaussian (Box-action) policies in both formats, and the one-line
+messages for missing packages."""
 
 from __future__ import annotations
 
@@ -29,11 +30,13 @@ from thrust_cli.export import (
     export_onnx,
     export_policy_onnx,
     export_safetensors,
+    is_recurrent,
     load_safetensors_policy,
     read_safetensors_metadata,
 )
 from thrust_cli.optim import Adam
 from thrust_cli.policies import make_policy
+from thrust_cli.train import train
 
 OBS_SHAPE = (4,)
 NUM_ACTIONS = 2
@@ -97,6 +100,7 @@ def test_onnx_export_of_mlp_run_matches_torch_in_onnxruntime(tmp_path: Path, ove
     assert meta["architecture"] == "mlp" and meta["num_actions"] == "2" and meta["global_step"] == "4096"
     assert meta["recurrent"] == "false" and meta["observation_dtype"] == "float32"
     assert json.loads(meta["observation_shape"]) == [4]
+    assert json.loads(meta["action_space"]) == {"type": "Discrete", "n": 2} and "squash" not in meta
     obs = np.random.default_rng(1).normal(size=(5, 4)).astype(np.float32)  # a batch size the check did not use
     logits, values = session.run(["logits", "values"], {"observations": obs})
     expected_logits, expected_values = torch_outputs(run_dir, obs)
@@ -315,3 +319,163 @@ def test_lstm_safetensors_rebuilds_from_metadata_alone(tmp_path: Path) -> None:
         a = original(obs, original.initial_state(4))
         b = rebuilt(obs, rebuilt.initial_state(4))
     assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
+
+
+# Gaussian (Box-action) policies: one short Pendulum run per variant, shared by the tests of that variant.
+PENDULUM_VARIANTS = {"mlp-clip": [], "mlp-squash": ["policy.squash=true"], "lstm": ["policy=lstm"]}
+PENDULUM_BOX = {"type": "Box", "shape": [1], "low": [-2.0], "high": [2.0]}
+
+
+@pytest.fixture(scope="module", params=list(PENDULUM_VARIANTS))
+def pendulum_run(request: Any, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 4096-step Pendulum run (Box(-2, 2, (1,)) actions); tests write their exports outside it."""
+    run_dir = tmp_path_factory.mktemp(request.param) / "run"
+    overrides = ["env=pendulum", "train.total_timesteps=4096", "algo.num_steps=64", "logger=none"]
+    train(compose_config([*overrides, "train.progress=none", *PENDULUM_VARIANTS[request.param]]), run_dir)
+    return run_dir
+
+
+def pendulum_obs(rng: np.random.Generator, batch: int) -> np.ndarray:
+    """Pendulum observations: (cos θ, sin θ, θ̇) with θ̇ in [-8, 8]."""
+    theta = rng.uniform(-np.pi, np.pi, batch)
+    return np.stack([np.cos(theta), np.sin(theta), rng.uniform(-8, 8, batch)], -1).astype(np.float32)
+
+
+def load_gaussian_policy(run_dir: Path) -> tuple[Any, Any]:
+    """``(policy, config)`` of a run, typed loosely: ``policy.dist`` is a Gaussian, which nn.Module hides."""
+    policy, cfg, _ = load_policy(run_dir)
+    return policy, cfg
+
+
+def test_gaussian_onnx_outputs_env_action_mean_values_log_std_matching_torch(
+    pendulum_run: Path, tmp_path: Path
+) -> None:
+    report = export_onnx(pendulum_run, output=tmp_path / "policy.onnx")
+    policy, cfg = load_gaussian_policy(pendulum_run)
+    recurrent = is_recurrent(policy)
+
+    assert report.max_abs_diff <= TOLERANCE and report.recurrent == recurrent
+    state_shape: list[int | str] = [1, "batch", 128]
+    assert report.outputs == {
+        "action": ["batch", 1],
+        "action_mean": ["batch", 1],
+        "values": ["batch"],
+        "log_std": [1],
+        **({"h_out": state_shape, "c_out": state_shape} if recurrent else {}),
+    }
+    session = ort.InferenceSession(str(report.path), providers=["CPUExecutionProvider"])
+    meta = session.get_modelmeta().custom_metadata_map
+    assert json.loads(meta["action_space"]) == PENDULUM_BOX
+    assert json.loads(meta["squash"]) is bool(cfg.policy.squash) and meta["num_actions"] == "1"
+
+    rng = np.random.default_rng(4)
+    state = policy.initial_state(5) if recurrent else None
+    feeds_state: dict[str, np.ndarray] = {"h_in": state[0].numpy(), "c_in": state[1].numpy()} if state else {}
+    worst = 0.0
+    for _ in range(20):  # a recurrent policy carries its state on each side, so errors would compound
+        obs = pendulum_obs(rng, 5)
+        got = session.run(None, {"observations": obs, **feeds_state})
+        with torch.no_grad():
+            if state is not None:
+                mean, values, state = policy(torch.from_numpy(obs), state)
+                feeds_state = {"h_in": got[4], "c_in": got[5]}
+            else:
+                mean, values = policy(torch.from_numpy(obs))
+            action = policy.dist.to_env(policy.dist.mode(mean))  # what `thrust eval` steps the env with
+            expected = [action, mean, values, policy.dist.log_std.detach(), *(state or ())]
+        for ours, theirs in zip(got, expected, strict=True):
+            assert ours.shape == tuple(theirs.shape)
+            # relative above 1: float32 rounding of values ~ -20 is already ~2e-6 a step
+            worst = max(worst, float((np.abs(ours - theirs.numpy()) / np.maximum(1.0, np.abs(ours))).max()))
+        assert (np.abs(got[0]) <= 2.0).all()
+    assert worst < 1e-5, worst
+
+
+def test_gaussian_onnx_action_clips_or_squashes_means_beyond_the_bounds(pendulum_run: Path, tmp_path: Path) -> None:
+    """A trained head's means stay well inside [-2, 2]; a scaled-up one shows the graph maps them as documented."""
+    policy, cfg = load_gaussian_policy(pendulum_run)
+    recurrent = is_recurrent(policy)
+    obs = pendulum_obs(np.random.default_rng(5), 64)
+    state = policy.initial_state(64) if recurrent else None
+    with torch.no_grad():
+        policy.actor_head.weight.normal_(0.0, 3.0, generator=torch.Generator().manual_seed(0))
+        means = policy(torch.from_numpy(obs), state)[0] if state else policy(torch.from_numpy(obs))[0]
+        policy.actor_head.bias -= means.median()  # centre the means on 0, their spread on both sides of the bounds
+    report = export_policy_onnx(policy, (3,), tmp_path / "scaled.onnx")
+    session = ort.InferenceSession(str(report.path), providers=["CPUExecutionProvider"])
+    feeds = {"observations": obs, **({"h_in": state[0].numpy(), "c_in": state[1].numpy()} if state else {})}
+    action, mean = session.run(["action", "action_mean"], feeds)
+
+    assert (mean < -2).any() and (mean > 2).any() and (np.abs(mean) < 2).any()
+    if cfg.policy.squash:
+        np.testing.assert_allclose(action, -2.0 + (np.tanh(mean) + 1.0) / 2.0 * 4.0, atol=1e-5, rtol=0)
+    else:
+        np.testing.assert_array_equal(action, np.clip(mean, -2.0, 2.0))
+
+
+def test_gaussian_safetensors_rebuilds_identical_policy_and_bounds_from_metadata_alone(
+    pendulum_run: Path, tmp_path: Path
+) -> None:
+    path = export_safetensors(pendulum_run, output=tmp_path / "alone" / "policy.safetensors")  # outside the run
+    original, cfg = load_gaussian_policy(pendulum_run)
+    rebuilt: Any = load_safetensors_policy(path)
+
+    squash = bool(cfg.policy.squash)
+    assert rebuilt.dist.squash is squash
+    assert torch.equal(rebuilt.dist.low, original.dist.low) and torch.equal(rebuilt.dist.high, original.dist.high)
+    assert torch.equal(rebuilt.dist.log_std, original.dist.log_std)
+    obs = torch.from_numpy(pendulum_obs(np.random.default_rng(6), 9))
+    with torch.no_grad():
+        if is_recurrent(original):
+            a, b = original(obs, original.initial_state(9)), rebuilt(obs, rebuilt.initial_state(9))
+            assert torch.equal(a[2][0], b[2][0]) and torch.equal(a[2][1], b[2][1])
+        else:
+            a, b = original(obs), rebuilt(obs)
+    assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])  # mean, values
+    assert torch.equal(original.dist.to_env(a[0]), rebuilt.dist.to_env(b[0]))
+
+    meta = read_safetensors_metadata(path)
+    assert meta["action_space"] == PENDULUM_BOX
+    assert meta["policy"]["squash"] is squash and meta["policy"]["num_actions"] == 1
+    assert meta["tensors"]["dist.log_std"].startswith("dist.log_std [1]: log standard deviation")
+    assert "action_mean = " in meta["forward"] and "logits" not in meta["forward"]
+    mapping = "low + (tanh(u) + 1) / 2 * (high - low)" if squash else "clip(u, low, high)"
+    assert f"env action = {mapping}" in meta["forward"] and "exp(dist.log_std)" in meta["forward"]
+
+
+def test_gaussian_safetensors_writes_unbounded_dimensions_as_null_and_reads_them_back(tmp_path: Path) -> None:
+    """JSON has no infinity: an unbounded Box dimension is null in the metadata, +-inf again after loading."""
+    cfg = run_part(compose_config([], with_hydra=False))
+    low, high = [-float("inf"), -1.0], [float("inf"), 1.0]
+    torch.manual_seed(0)
+    policy = make_policy(OBS_SHAPE, 2, cfg.policy, box=(low, high))
+    state = {
+        "policy": policy.state_dict(),
+        "global_step": 8,
+        "config": OmegaConf.to_container(cfg, resolve=True),
+        "spaces": {
+            "obs_shape": [4],
+            "obs_dtype": "float32",
+            "num_actions": 2,
+            "action": {"type": "Box", "low": low, "high": high},
+        },
+    }
+    save_checkpoint(tmp_path / "run", state, 8)
+    path = export_safetensors(tmp_path / "run")
+
+    with safetensors.safe_open(str(path), framework="pt") as f:
+        raw = f.metadata()["action_space"]
+
+    def no_constants(name: str) -> float:
+        raise AssertionError(f"non-standard JSON constant {name}")
+
+    assert json.loads(raw, parse_constant=no_constants) == {
+        "type": "Box",
+        "shape": [2],
+        "low": [None, -1.0],
+        "high": [None, 1.0],
+    }
+    rebuilt: Any = load_safetensors_policy(path)
+    assert rebuilt.dist.low.tolist() == low and rebuilt.dist.high.tolist() == high
+    mean = torch.tensor([[50.0, 50.0], [-50.0, 0.5]])
+    assert rebuilt.dist.to_env(mean).tolist() == [[50.0, 1.0], [-50.0, 0.5]]

@@ -82,3 +82,50 @@ def test_clipping_stops_the_gradient_beyond_the_trust_region() -> None:
     )
     loss.backward()
     assert new_lp.grad is not None and new_lp.grad.item() == 0.0
+
+
+def _loss_inputs(seed: int = 3, B: int = 512) -> dict[str, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    return {
+        "new_logprobs": torch.randn(B, generator=g, dtype=torch.float64) * 0.5,
+        "old_logprobs": torch.randn(B, generator=g, dtype=torch.float64) * 0.5,
+        "advantages": torch.randn(B, generator=g, dtype=torch.float64),
+        "new_values": torch.randn(B, generator=g, dtype=torch.float64),
+        "old_values": torch.randn(B, generator=g, dtype=torch.float64),
+        "returns": torch.randn(B, generator=g, dtype=torch.float64),
+        "entropy": torch.rand(B, generator=g, dtype=torch.float64),
+    }
+
+
+def test_dual_clip_caps_the_loss_of_negative_advantages_at_c_times_minus_a() -> None:
+    t = _loss_inputs()
+    c = 3.0
+    _, plain = ppo_loss(**t, clip_coef=0.2, vf_coef=0.0, ent_coef=0.0)
+    _, dual = ppo_loss(**t, clip_coef=0.2, vf_coef=0.0, ent_coef=0.0, dual_clip_c=c)
+    ratio = (t["new_logprobs"] - t["old_logprobs"]).exp()
+    a = t["advantages"]
+    clipped = torch.max(-a * ratio, -a * ratio.clamp(0.8, 1.2))
+    expected = torch.where(a < 0, torch.min(clipped, -c * a), clipped).mean()
+    torch.testing.assert_close(dual.policy_loss, expected)
+    assert (ratio[a < 0] > c).any(), "the inputs must exercise the cap"
+    assert dual.policy_loss < plain.policy_loss
+
+
+def test_unclipped_surrogate_and_kl_penalty() -> None:
+    t = _loss_inputs()
+    ratio = (t["new_logprobs"] - t["old_logprobs"]).exp()
+    loss, stats = ppo_loss(**t, clip_coef=None, vf_coef=0.0, ent_coef=0.0)
+    torch.testing.assert_close(stats.policy_loss, (-t["advantages"] * ratio).mean())
+    penalized, _ = ppo_loss(**t, clip_coef=None, vf_coef=0.0, ent_coef=0.0, kl_coef=2.0)
+    kl = ((ratio - 1) - ratio.log()).mean()
+    torch.testing.assert_close(penalized, loss + 2.0 * kl)
+    torch.testing.assert_close(stats.approx_kl, kl)
+
+
+def test_adaptive_kl_coefficient_follows_schulman_2017() -> None:
+    from thrust_cli.loss import adapt_kl_coef
+
+    assert adapt_kl_coef(1.0, 0.001, 0.01) == 0.5  # kl < target / 1.5
+    assert adapt_kl_coef(1.0, 0.02, 0.01) == 2.0  # kl > 1.5 target
+    assert adapt_kl_coef(1.0, 0.01, 0.01) == 1.0
+    assert adapt_kl_coef(1e4, 1.0, 0.01) == 1e4  # bounded
