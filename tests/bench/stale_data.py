@@ -28,7 +28,10 @@ SETTINGS = {
     },
     "snake": {
         "base": ["env=snake", "train.total_timesteps=2000000"],
-        "stale": {"epochs=8": ["algo.update_epochs=8"]},
+        "stale": {
+            "epochs=8": ["algo.update_epochs=8"],
+            "async": ["vec=multiprocessing", "vec.num_workers=2", "vec.batch_size=1"],
+        },
     },
 }
 
@@ -57,6 +60,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     parser.add_argument("--only", choices=sorted(SETTINGS))
+    parser.add_argument("--stale", nargs="+", help="only these staleness settings, e.g. async")
     parser.add_argument("--parallel", type=int, default=1, help="runs at once (each uses one torch thread)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
@@ -68,6 +72,7 @@ def main() -> None:
             jobs = [
                 (name, stale, seed, algo)
                 for name, stale in setting["stale"].items()  # type: ignore[attr-defined]
+                if not args.stale or name in args.stale
                 for seed in args.seeds
                 for algo in ("ppo", "vtrace")
             ]

@@ -18,7 +18,7 @@ def test_training_on_cuda_learns_and_checkpoint_loads_on_cpu(tmp_path: Path) -> 
     cfg = compose_config(["device=cuda", "train.progress=none", "train.target_return=150", "train.target_window=20"])
     summary = train(cfg, tmp_path)
     assert summary["status"] == "solved", summary
-    state = torch.load(next((tmp_path / "checkpoints").glob("step_*.pt")), map_location="cpu")
+    state = torch.load(next((tmp_path / "checkpoints").glob("step_*.pt")), map_location="cpu", weights_only=False)
     assert all(t.device.type == "cpu" for t in state["policy"].values())
     assert evaluate(tmp_path, episodes=10)["mean_return"] > 50
     assert json.loads((tmp_path / "summary.json").read_text())["global_step"] > 0
@@ -29,3 +29,20 @@ def test_truncation_bootstrap_runs_on_cuda(tmp_path: Path) -> None:
     """A tiny time limit forces truncations, whose final-observation values are computed on the device."""
     cfg = compose_config(["device=cuda", "env.max_steps=8", "train.total_timesteps=4096", "train.progress=none"])
     assert train(cfg, tmp_path)["global_step"] >= 4096
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize(
+    "options",
+    [
+        ["algo=vtrace", "algo.prio=true"],
+        ["algo.kl_coef=1.0", "algo.target_kl=0.01", "algo.dual_clip_c=3", "algo.anneal_clip=true"],
+        ["policy=lstm", "algo=vtrace", "algo.bptt_horizon=8"],
+        ["env=pendulum", "algo.num_steps=64", "policy.squash=true"],
+    ],
+    ids=["vtrace-prio", "kl-dual-anneal", "lstm-vtrace", "pendulum-squash"],
+)
+def test_algo_options_and_gaussian_head_train_on_cuda(tmp_path: Path, options: list[str]) -> None:
+    cfg = compose_config(["device=cuda", *options, "train.total_timesteps=8192", "train.progress=none", "logger=none"])
+    assert train(cfg, tmp_path)["status"] == "completed"
+    assert evaluate(tmp_path, episodes=3)["episodes"] == 3
