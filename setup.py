@@ -35,7 +35,7 @@ setup(
     package_dir={"thrust_cli.conf": "conf"},
     package_data={
         "thrust_cli.conf": ["*.yaml", "*/*.yaml", "*/*/*.yaml"],
-        "envs_cython": ["*.h", "*/*.h", "*/*.pyx", "*/*_main.c"],
+        "envs_cython": ["*.h", "*.pxi", "*/*.h", "*/*.pyx", "*/*_main.c"],
         "thrust_cli.kernels": ["*.pyx"],
     },
     ext_modules=cythonize(

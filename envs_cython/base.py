@@ -25,7 +25,7 @@ the next episode's first observation, so the bootstrap value of a truncated epis
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
-from typing import Any
+from typing import Any, ClassVar
 
 import gymnasium
 import numpy as np
@@ -125,3 +125,107 @@ class Env:
 
     def close(self) -> None:
         """Release resources. Idempotent."""
+
+
+class CEnv(Env):
+    """Base class of the envs with a C core: forwards reset/step/log/close to the Cython binding ``_c``.
+
+    A subclass declares its spaces, calls :meth:`_init_buffers`, then :meth:`_bind` with its binding class and
+    the arrays and parameters that come before and after the six buffers. ``log()`` turns the binding's
+    ``(*sums, n)`` into means named by ``log_keys``.
+    """
+
+    #: names of the sums the binding's ``log()`` returns before the episode count, in order
+    log_keys: ClassVar[tuple[str, ...]] = ("episode_return", "episode_length")
+    _c: Any = None  # the binding object; None once closed (or before it is built)
+
+    def _bind(self, core_type: Any, *args: Any, layout: str, seed: int) -> None:
+        """Build ``core_type(*args)`` over this env's buffers and seed it.
+
+        Args:
+            core_type: the Cython binding class.
+            args: its arguments; :meth:`_buffer_args` gives the six buffers as it takes them.
+            layout: what the observation and action buffers must hold, for the error message, e.g.
+                ``"observations float32, actions int32"``.
+            seed: passed to the binding's ``seed``.
+
+        Raises:
+            ValueError: the binding rejected a buffer (wrong size, dtype or layout), as one line.
+        """
+        try:
+            self._c = core_type(*args)
+        except (ValueError, TypeError) as err:
+            raise ValueError(
+                f"{type(self).__name__} buffers must be C-contiguous along the agent axis, with {layout}, "
+                f"rewards float32, terminals and truncations bool: {err}"
+            ) from err
+        self._c.seed(seed)
+
+    def _buffer_args(self) -> tuple[np.ndarray, ...]:
+        """The six buffers in the order the bindings take them, the flags viewed as uint8."""
+        return (
+            self.observations,
+            self.actions,
+            self.rewards,
+            self.terminals.view(np.uint8),
+            self.truncations.view(np.uint8),
+            self.final_observations,
+        )
+
+    def _core(self) -> Any:
+        if self._c is None:
+            raise RuntimeError(f"{type(self).__name__} is closed")
+        return self._c
+
+    def reset(self, seed: int | None = None) -> None:
+        """Start a new episode in every env; writes ``observations`` (and the env's own state).
+
+        Args:
+            seed: reseed env ``i``'s PRNG with ``seed + i`` first; ``None`` continues each env's PRNG (the
+                first reset after construction then uses the constructor's seed). Statistics of finished
+                episodes are kept for :meth:`log`; running episodes are dropped.
+        """
+        core = self._core()
+        if seed is not None:
+            core.seed(seed)
+        core.reset()
+
+    def step(self, actions: np.ndarray | None = None) -> None:
+        """Step every env once: one C call, auto-resetting the envs whose episode ends.
+
+        Args:
+            actions: [num_agents, *action_shape] actions (see the class), copied into ``self.actions``; ``None``
+                steps with what the buffer holds.
+        """
+        if actions is not None and actions is not self.actions:
+            self.actions[:] = actions
+        self._core().step()
+
+    def log(self) -> dict[str, float]:
+        """Means of ``log_keys`` over the episodes finished since the last call, and their count ``n``; then
+        clear. Empty dict when none finished."""
+        *totals, n = self._core().log()
+        if n == 0:
+            return {}
+        return {**{key: total / n for key, total in zip(self.log_keys, totals, strict=True)}, "n": int(n)}
+
+    def close(self) -> None:
+        """Free the C structs; the buffers stay with their owner. Idempotent."""
+        if self._c is not None:
+            self._c.close()
+            self._c = None
+
+
+class StateMixin:
+    """The float64 physics ``state`` a C core holds a pointer to, exposed as a writable attribute."""
+
+    _state: np.ndarray
+
+    @property
+    def state(self) -> np.ndarray:
+        return self._state
+
+    @state.setter
+    def state(self, value: np.ndarray) -> None:
+        """Copy ``value`` into the same array (the C core keeps its pointer)."""
+        self._state[...] = value

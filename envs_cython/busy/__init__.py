@@ -9,21 +9,21 @@ from __future__ import annotations
 import gymnasium
 import numpy as np
 
-from envs_cython.base import Buffers, Env
+from envs_cython.base import Buffers, CEnv
 
 from .busy import CyBusy
 
 __all__ = ["Busy"]
 
 
-class Busy(Env):
+class Busy(CEnv):
     """``num_envs`` envs that burn ``work`` iterations of integer arithmetic per env and step.
 
     Observations are uniform in [-1, 1) from each env's PRNG; the reward is 1.0 when the action equals
     ``observation[0] >= 0`` of the previous observation (so the env is learnable); episodes terminate with a
     hazard of 1/64 per step and are truncated after ``max_steps`` steps. Trajectories are a deterministic
-    function of the seed, the actions and the parameters. One step of N envs costs about
-    ``N * work * 1.5 ns`` on a current x86 core (see busy.h).
+    function of the seed, the actions ([num_envs] ints in {0, 1}) and the parameters. One step of N envs (one C
+    loop without the GIL) costs about ``N * work * 1.5 ns`` on a current x86 core (see busy.h).
 
     Args:
         num_envs: number of envs (one agent each).
@@ -56,60 +56,6 @@ class Busy(Env):
         self._init_buffers(num_envs, buffers)
         self.work = work
         self.max_steps = max_steps
-        try:
-            self._c: CyBusy | None = CyBusy(
-                self.observations,
-                self.actions,
-                self.rewards,
-                self.terminals.view(np.uint8),
-                self.truncations.view(np.uint8),
-                self.final_observations,
-                max_steps,
-                work,
-            )
-        except (ValueError, TypeError) as err:
-            raise ValueError(
-                "Busy buffers must be C-contiguous along the agent axis, with observations float32, "
-                f"actions int32, rewards float32, terminals and truncations bool: {err}"
-            ) from err
-        self._c.seed(seed)
-
-    def _core(self) -> CyBusy:
-        if self._c is None:
-            raise RuntimeError("Busy is closed")
-        return self._c
-
-    def reset(self, seed: int | None = None) -> None:
-        """Start a new episode in every env; writes ``observations``.
-
-        Args:
-            seed: reseed env ``i``'s PRNG with ``seed + i`` first; ``None`` continues each env's PRNG.
-        """
-        core = self._core()
-        if seed is not None:
-            core.seed(seed)
-        core.reset()
-
-    def step(self, actions: np.ndarray | None = None) -> None:
-        """Step every env once (one C loop without the GIL), auto-resetting the envs whose episode ends.
-
-        Args:
-            actions: [num_envs] ints in {0, 1}, copied into ``self.actions``; ``None`` steps with the buffer.
-        """
-        if actions is not None and actions is not self.actions:
-            self.actions[:] = actions
-        self._core().step()
-
-    def log(self) -> dict[str, float]:
-        """Mean return and length of the episodes finished since the last call, and their count ``n``; then
-        clear. Empty dict when none finished."""
-        total_return, total_length, n = self._core().log()
-        if n == 0:
-            return {}
-        return {"episode_return": total_return / n, "episode_length": total_length / n, "n": int(n)}
-
-    def close(self) -> None:
-        """Free the C structs; the buffers stay with their owner. Idempotent."""
-        if self._c is not None:
-            self._c.close()
-            self._c = None
+        self._bind(
+            CyBusy, *self._buffer_args(), max_steps, work, layout="observations float32, actions int32", seed=seed
+        )

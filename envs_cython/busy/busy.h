@@ -109,4 +109,11 @@ static inline void c_step(Busy* env) {
     }
 }
 
+/* Step envs[0..n) once each, in one call (the entry point every binding uses). */
+static inline void c_step_all(Busy* envs, int n) {
+    for (int i = 0; i < n; i++) {
+        c_step(&envs[i]);
+    }
+}
+
 #endif /* THRUST_BUSY_H */

@@ -3,7 +3,7 @@
 """Cython binding of the C Busy env: one ``Busy`` struct per env, borrowing rows of NumPy buffers."""
 
 from libc.stdint cimport int32_t, uint64_t
-from libc.stdlib cimport calloc, free
+from libc.stdlib cimport calloc
 
 
 cdef extern from "busy.h" nogil:
@@ -30,10 +30,16 @@ cdef extern from "busy.h" nogil:
 
     void c_seed(Busy* env, uint64_t seed)
     void c_reset(Busy* env)
-    void c_step(Busy* env)
+    void c_step_all(Busy* envs, int n)
 
 
-cdef class CyBusy:
+ctypedef Busy EnvT
+ENV_NAME = "Busy"
+
+include "../thrust_binding.pxi"
+
+
+cdef class CyBusy(CoreBase):
     """``num_envs`` C Busy envs stepping in place into the given buffers (all C-contiguous, leading axis N).
 
     Args:
@@ -49,8 +55,6 @@ cdef class CyBusy:
     The memoryviews are kept so the buffers outlive the structs that point into them.
     """
 
-    cdef Busy* envs
-    cdef int num_envs
     cdef float[:, ::1] observations
     cdef int32_t[::1] actions
     cdef float[::1] rewards
@@ -108,56 +112,3 @@ cdef class CyBusy:
             env.max_steps = max_steps
             env.obs_dim = <int32_t> d
             env.work = work
-
-    def __dealloc__(self):
-        free(self.envs)
-        self.envs = NULL
-
-    cdef int _check_open(self) except -1:
-        if self.envs == NULL:
-            raise RuntimeError("Busy is closed")
-        return 0
-
-    def seed(self, seed):
-        """Seed env i's PRNG with ``seed + i`` (mod 2**64) and clear its busy chain."""
-        self._check_open()
-        cdef uint64_t base = <uint64_t> (int(seed) & 0xFFFFFFFFFFFFFFFF)
-        cdef int i
-        for i in range(self.num_envs):
-            c_seed(&self.envs[i], base + <uint64_t> i)
-
-    def reset(self):
-        """Start a new episode in every env from its PRNG; writes ``observations``."""
-        self._check_open()
-        cdef int i
-        with nogil:
-            for i in range(self.num_envs):
-                c_reset(&self.envs[i])
-
-    def step(self):
-        """Step every env once with the actions in the buffer (auto-resetting ended episodes), without the GIL."""
-        self._check_open()
-        cdef int i
-        with nogil:
-            for i in range(self.num_envs):
-                c_step(&self.envs[i])
-
-    def log(self):
-        """Sums over envs of the episode statistics since the last call, as
-        ``(sum of returns, sum of lengths, episode count)``; then zero them."""
-        self._check_open()
-        cdef double ret = 0.0, length = 0.0, n = 0.0
-        cdef int i
-        for i in range(self.num_envs):
-            ret += self.envs[i].log.episode_return
-            length += self.envs[i].log.episode_length
-            n += self.envs[i].log.n
-            self.envs[i].log.episode_return = 0.0
-            self.envs[i].log.episode_length = 0.0
-            self.envs[i].log.n = 0.0
-        return ret, length, n
-
-    def close(self):
-        """Free the structs (the buffers stay with their owners). Idempotent."""
-        free(self.envs)
-        self.envs = NULL

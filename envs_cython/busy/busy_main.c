@@ -8,11 +8,8 @@
  * Cost mode: `./busy_main --cost WORK` prints the time of one step of 4096 envs with that much work, to pick
  * `work` for a benchmark (build with -O3 for that).
  */
-#define _POSIX_C_SOURCE 199309L
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <time.h>
+#define THRUST_DRIVER "busy_main"
+#include "../thrust_driver.h"
 
 #include "busy.h"
 
@@ -72,19 +69,6 @@ static Busy* envs_make(Buffers* b, int n, uint64_t seed, int32_t work, const int
     return envs;
 }
 
-static int failures = 0;
-
-#define EXPECT(cond, ...)                                                 \
-    do {                                                                  \
-        if (!(cond)) {                                                    \
-            if (failures++ < 10) {                                        \
-                fprintf(stderr, "busy_main: check failed: %s: ", #cond);  \
-                fprintf(stderr, __VA_ARGS__);                             \
-                fprintf(stderr, "\n");                                    \
-            }                                                             \
-        }                                                                 \
-    } while (0)
-
 static int in_range(const float* v) {
     for (int j = 0; j < OBS_DIM; j++) {
         if (!(v[j] >= -1.0f && v[j] < 1.0f)) {
@@ -105,7 +89,7 @@ static int run_check(void) {
     }
     Busy* envs = buffers_alloc(&b, n) ? envs_make(&b, n, 7, 3, max_steps) : NULL;
     if (envs == NULL) {
-        fprintf(stderr, "busy_main: out of memory\n");
+        fprintf(stderr, THRUST_DRIVER ": out of memory\n");
         buffers_free(&b);
         return 1;
     }
@@ -163,28 +147,22 @@ static int run_check(void) {
     return failures ? 1 : 0;
 }
 
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 static int run_cost(int32_t work) {
     Buffers b;
     Busy* envs = buffers_alloc(&b, COST_ENVS) ? envs_make(&b, COST_ENVS, 0, work, NULL) : NULL;
     if (envs == NULL) {
-        fprintf(stderr, "busy_main: out of memory\n");
+        fprintf(stderr, THRUST_DRIVER ": out of memory\n");
         buffers_free(&b);
         return 1;
     }
     const int steps = 20;
-    double t0 = now_s();
+    double t0 = thrust_now_s();
     for (int t = 0; t < steps; t++) {
         for (int i = 0; i < COST_ENVS; i++) {
             c_step(&envs[i]);
         }
     }
-    double per_step = (now_s() - t0) / steps;
+    double per_step = (thrust_now_s() - t0) / steps;
     printf("busy_main: work %d: %.3f ms per step of %d envs (%.2f ns per iteration)\n", work, per_step * 1e3,
            COST_ENVS, per_step * 1e9 / ((double)COST_ENVS * (work > 0 ? work : 1)));
     free(envs);

@@ -11,7 +11,7 @@ import math
 import gymnasium
 import numpy as np
 
-from envs_cython.base import Buffers, Env
+from envs_cython.base import Buffers, CEnv, StateMixin
 
 from .cartpole import CyCartPole
 
@@ -21,13 +21,15 @@ X_THRESHOLD = 2.4
 THETA_THRESHOLD = 12 * 2 * math.pi / 360  # radians, as Gymnasium computes it
 
 
-class CartPole(Env):
+class CartPole(StateMixin, CEnv):
     """``num_envs`` independent CartPole-v1 envs stepped by one C call.
 
     Dynamics, reward, termination and observation are Gymnasium CartPole-v1's, bit for bit (float64 state,
     float32 observation). Episodes are truncated after ``max_steps`` steps, like Gymnasium's ``TimeLimit``:
     ``truncations`` is set at step ``max_steps`` even when that step also terminates (both flags true).
-    Ended episodes auto-reset inside :meth:`step` (see docs/envs.md).
+    Ended episodes auto-reset inside :meth:`step` (see docs/envs.md). Actions are [num_envs] ints in {0, 1}
+    (0 pushes left); like Gymnasium, any value other than 1 pushes left. :meth:`log` reports equal returns and
+    lengths (reward 1.0 per step).
 
     Args:
         num_envs: number of envs (one agent each).
@@ -55,68 +57,14 @@ class CartPole(Env):
         self._init_buffers(num_envs, buffers)
         self.max_steps = max_steps
         self._state = np.zeros((num_envs, 4), dtype=np.float64)
-        try:
-            self._c: CyCartPole | None = CyCartPole(
-                self._state,
-                self.observations,
-                self.actions,
-                self.rewards,
-                self.terminals.view(np.uint8),
-                self.truncations.view(np.uint8),
-                self.final_observations,
-                max_steps,
-            )
-        except (ValueError, TypeError) as err:
-            raise ValueError(
-                "CartPole buffers must be C-contiguous along the agent axis, with observations float32, "
-                f"actions int32, rewards float32, terminals and truncations bool: {err}"
-            ) from err
-        self._c.seed(seed)
-
-    @property
-    def state(self) -> np.ndarray:
-        return self._state
-
-    @state.setter
-    def state(self, value: np.ndarray) -> None:
-        self._state[...] = value
-
-    def _core(self) -> CyCartPole:
-        if self._c is None:
-            raise RuntimeError("CartPole is closed")
-        return self._c
-
-    def reset(self, seed: int | None = None) -> None:
-        """Start a new episode in every env; writes ``state`` and ``observations``.
-
-        Args:
-            seed: reseed env ``i``'s PRNG with ``seed + i`` first; ``None`` continues each env's PRNG (the
-                first reset after construction then uses the constructor's seed). Statistics of finished
-                episodes are kept for :meth:`log`; running episodes are dropped.
-        """
-        core = self._core()
-        if seed is not None:
-            core.seed(seed)
-        core.reset()
-
-    def step(self, actions: np.ndarray | None = None) -> None:
-        """Step every env once: one C call, auto-resetting the envs whose episode ends.
-
-        Args:
-            actions: [num_envs] ints in {0, 1} (0 pushes left), copied into ``self.actions``; ``None`` steps
-                with what the buffer holds. Like Gymnasium, any value other than 1 pushes left.
-        """
-        if actions is not None and actions is not self.actions:
-            self.actions[:] = actions
-        self._core().step()
-
-    def log(self) -> dict[str, float]:
-        """Mean return and length of the episodes finished since the last call, and their count ``n``; then
-        clear. Empty dict when none finished. Returns equal lengths (reward 1.0 per step)."""
-        total_return, total_length, n = self._core().log()
-        if n == 0:
-            return {}
-        return {"episode_return": total_return / n, "episode_length": total_length / n, "n": int(n)}
+        self._bind(
+            CyCartPole,
+            self._state,
+            *self._buffer_args(),
+            max_steps,
+            layout="observations float32, actions int32",
+            seed=seed,
+        )
 
     def render(self, mode: str = "rgb_array") -> np.ndarray | str:
         """Draw env 0.
@@ -134,12 +82,6 @@ class CartPole(Env):
         if mode == "rgb_array":
             return _render_rgb(x, theta)
         raise ValueError(f"unknown render mode {mode!r}; allowed: rgb_array, ansi")
-
-    def close(self) -> None:
-        """Free the C structs; the buffers stay with their owner. Idempotent."""
-        if self._c is not None:
-            self._c.close()
-            self._c = None
 
 
 def _render_text(x: float, x_dot: float, theta: float, theta_dot: float, width: int = 41) -> str:

@@ -12,11 +12,8 @@
  *   gcc -std=c99 -O3 -ffp-contract=off envs_cython/cartpole/cartpole_main.c -lm -o cartpole_bench \
  *       && ./cartpole_bench --bench
  */
-#define _POSIX_C_SOURCE 199309L
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <time.h>
+#define THRUST_DRIVER "cartpole_main"
+#include "../thrust_driver.h"
 
 #include "cartpole.h"
 
@@ -82,19 +79,6 @@ static CartPole* envs_make(Buffers* b, int n, uint64_t seed, const int32_t* max_
     return envs;
 }
 
-static int failures = 0;
-
-#define EXPECT(cond, ...)                                                   \
-    do {                                                                    \
-        if (!(cond)) {                                                      \
-            if (failures++ < 10) {                                          \
-                fprintf(stderr, "cartpole_main: check failed: %s: ", #cond); \
-                fprintf(stderr, __VA_ARGS__);                               \
-                fprintf(stderr, "\n");                                      \
-            }                                                               \
-        }                                                                   \
-    } while (0)
-
 static int finite4(const float* v) {
     return isfinite(v[0]) && isfinite(v[1]) && isfinite(v[2]) && isfinite(v[3]);
 }
@@ -132,7 +116,7 @@ static int run_check(void) {
         twins = envs_make(&twin_b, n, 42, max_steps);
     }
     if (envs == NULL || twins == NULL) {
-        fprintf(stderr, "cartpole_main: out of memory\n");
+        fprintf(stderr, THRUST_DRIVER ": out of memory\n");
         free(envs);
         free(twins);
         buffers_free(&b);
@@ -277,17 +261,6 @@ static void contender_step(Contender* c, int n, const int32_t* actions) {
     }
 }
 
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static int cmp_double(const void* a, const void* b) {
-    double x = *(const double*)a, y = *(const double*)b;
-    return (x > y) - (x < y);
-}
-
 static int run_bench(void) {
     const int n = BENCH_ENVS;
     Contender cs[3] = {
@@ -317,7 +290,7 @@ static int run_bench(void) {
         ok = core->envs != NULL;
     }
     if (!ok) {
-        fprintf(stderr, "cartpole_main: out of memory\n");
+        fprintf(stderr, THRUST_DRIVER ": out of memory\n");
     } else {
         /* The plain loops start from the core's states and PRNG streams. */
         for (int k = 0; k < 2; k++) {
@@ -329,23 +302,23 @@ static int run_bench(void) {
         long t = 0;
         for (int rep = -1; rep < BENCH_REPS; rep++) { /* rep -1 warms up */
             for (int k = 0; k < 3; k++) {             /* interleaved, so load changes hit all alike */
-                double t0 = now_s();
+                double t0 = thrust_now_s();
                 for (int step = 0; step < BENCH_STEPS; step++) {
                     contender_step(&cs[k], n, &action_sets[(size_t)((t + step) % BENCH_ACTION_SETS) * n]);
                 }
                 if (rep >= 0) {
-                    cs[k].sps[rep] = (double)n * BENCH_STEPS / (now_s() - t0);
+                    cs[k].sps[rep] = (double)n * BENCH_STEPS / (thrust_now_s() - t0);
                 }
             }
             t += BENCH_STEPS;
         }
+        double median[3];
         for (int k = 0; k < 3; k++) {
-            qsort(cs[k].sps, BENCH_REPS, sizeof(double), cmp_double);
-            printf("%-26s %6.2fM steps/s (median of %d, %d envs)\n", cs[k].name, cs[k].sps[BENCH_REPS / 2] / 1e6,
-                   BENCH_REPS, n);
+            median[k] = thrust_median(cs[k].sps, BENCH_REPS);
+            printf("%-26s %6.2fM steps/s (median of %d, %d envs)\n", cs[k].name, median[k] / 1e6, BENCH_REPS, n);
         }
         for (int k = 0; k < 2; k++) {
-            printf("ratio core / %s: %.3f\n", cs[k].name, core->sps[BENCH_REPS / 2] / cs[k].sps[BENCH_REPS / 2]);
+            printf("ratio core / %s: %.3f\n", cs[k].name, median[2] / median[k]);
             ok &= memcmp(cs[k].b.state, core->b.state, sizeof(double) * 4 * n) == 0
                 && memcmp(cs[k].b.observations, core->b.observations, sizeof(float) * 4 * n) == 0;
         }
@@ -363,12 +336,5 @@ static int run_bench(void) {
 }
 
 int main(int argc, char** argv) {
-    if (argc == 2 && strcmp(argv[1], "--bench") == 0) {
-        return run_bench();
-    }
-    if (argc != 1) {
-        fprintf(stderr, "usage: %s [--bench]\n", argv[0]);
-        return 2;
-    }
-    return run_check();
+    return thrust_driver_main(argc, argv, run_check, run_bench);
 }

@@ -11,7 +11,7 @@ import math
 import gymnasium
 import numpy as np
 
-from envs_cython.base import Buffers, Env
+from envs_cython.base import Buffers, CEnv, StateMixin
 
 from .pendulum import CyPendulum
 
@@ -26,13 +26,15 @@ def angle_normalize(x: float) -> float:
     return ((x + math.pi) % (2 * math.pi)) - math.pi
 
 
-class Pendulum(Env):
+class Pendulum(StateMixin, CEnv):
     """``num_envs`` independent Pendulum-v1 envs stepped by one C call.
 
     Dynamics, reward and observation are Gymnasium Pendulum-v1's, bit for bit (float64 state, float32
     observation; the float64 reward is delivered rounded to float32). The pendulum never terminates; episodes
     are truncated after ``max_steps`` steps, like Gymnasium's ``TimeLimit``, and auto-reset inside
-    :meth:`step` (see docs/envs.md).
+    :meth:`step` (see docs/envs.md). Actions are [num_envs, 1] float32 torques; like Gymnasium, values beyond
+    ±2 are clipped to ±2. The returns :meth:`log` reports are sums of the float32 rewards the episodes
+    delivered, added in float64.
 
     Args:
         num_envs: number of envs (one agent each).
@@ -73,70 +75,15 @@ class Pendulum(Env):
         self.max_steps = max_steps
         self.g = float(g)
         self._state = np.zeros((num_envs, 2), dtype=np.float64)
-        try:
-            self._c: CyPendulum | None = CyPendulum(
-                self._state,
-                self.observations,
-                self.actions,
-                self.rewards,
-                self.terminals.view(np.uint8),
-                self.truncations.view(np.uint8),
-                self.final_observations,
-                max_steps,
-                self.g,
-            )
-        except (ValueError, TypeError) as err:
-            raise ValueError(
-                "Pendulum buffers must be C-contiguous along the agent axis, with observations float32 [N, 3], "
-                f"actions float32 [N, 1], rewards float32, terminals and truncations bool: {err}"
-            ) from err
-        self._c.seed(seed)
-
-    @property
-    def state(self) -> np.ndarray:
-        return self._state
-
-    @state.setter
-    def state(self, value: np.ndarray) -> None:
-        self._state[...] = value
-
-    def _core(self) -> CyPendulum:
-        if self._c is None:
-            raise RuntimeError("Pendulum is closed")
-        return self._c
-
-    def reset(self, seed: int | None = None) -> None:
-        """Start a new episode in every env; writes ``state`` and ``observations``.
-
-        Args:
-            seed: reseed env ``i``'s PRNG with ``seed + i`` first; ``None`` continues each env's PRNG (the
-                first reset after construction then uses the constructor's seed). Statistics of finished
-                episodes are kept for :meth:`log`; running episodes are dropped.
-        """
-        core = self._core()
-        if seed is not None:
-            core.seed(seed)
-        core.reset()
-
-    def step(self, actions: np.ndarray | None = None) -> None:
-        """Step every env once: one C call, auto-resetting the envs whose episode ends.
-
-        Args:
-            actions: [num_envs, 1] torques, copied into ``self.actions`` (float32); ``None`` steps with what the
-                buffer holds. Like Gymnasium, values beyond ±2 are clipped to ±2.
-        """
-        if actions is not None and actions is not self.actions:
-            self.actions[:] = actions
-        self._core().step()
-
-    def log(self) -> dict[str, float]:
-        """Mean return and length of the episodes finished since the last call, and their count ``n``; then
-        clear. Empty dict when none finished. A return is the sum of the float32 rewards the episode
-        delivered, added in float64."""
-        total_return, total_length, n = self._core().log()
-        if n == 0:
-            return {}
-        return {"episode_return": total_return / n, "episode_length": total_length / n, "n": int(n)}
+        self._bind(
+            CyPendulum,
+            self._state,
+            *self._buffer_args(),
+            max_steps,
+            self.g,
+            layout="observations float32 [N, 3], actions float32 [N, 1]",
+            seed=seed,
+        )
 
     def render(self, mode: str = "rgb_array") -> np.ndarray | str:
         """Draw env 0.
@@ -155,12 +102,6 @@ class Pendulum(Env):
         if mode == "rgb_array":
             return _render_rgb(th, u if math.isfinite(u) else 0.0)
         raise ValueError(f"unknown render mode {mode!r}; allowed: rgb_array, ansi")
-
-    def close(self) -> None:
-        """Free the C structs; the buffers stay with their owner. Idempotent."""
-        if self._c is not None:
-            self._c.close()
-            self._c = None
 
 
 def _render_rgb(th: float, u: float, size: int = 160) -> np.ndarray:

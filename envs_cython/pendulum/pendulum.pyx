@@ -3,7 +3,7 @@
 """Cython binding of the C Pendulum: one ``Pendulum`` struct per env, borrowing rows of NumPy buffers."""
 
 from libc.stdint cimport int32_t, uint64_t
-from libc.stdlib cimport calloc, free
+from libc.stdlib cimport calloc
 
 
 cdef extern from "pendulum.h" nogil:
@@ -32,7 +32,13 @@ cdef extern from "pendulum.h" nogil:
     void c_step_all(Pendulum* envs, int n)
 
 
-cdef class CyPendulum:
+ctypedef Pendulum EnvT
+ENV_NAME = "Pendulum"
+
+include "../thrust_binding.pxi"
+
+
+cdef class CyPendulum(CoreBase):
     """``num_envs`` C Pendulums stepping in place into the given buffers (all C-contiguous, leading axis N).
 
     Args:
@@ -49,8 +55,6 @@ cdef class CyPendulum:
     The memoryviews are kept so the buffers outlive the structs that point into them.
     """
 
-    cdef Pendulum* envs
-    cdef int num_envs
     cdef double[:, ::1] state
     cdef float[:, ::1] observations
     cdef float[:, ::1] actions
@@ -113,54 +117,3 @@ cdef class CyPendulum:
             env.final_observations = &final_observations[i, 0]
             env.max_steps = max_steps
             env.g = g
-
-    def __dealloc__(self):
-        free(self.envs)
-        self.envs = NULL
-
-    cdef int _check_open(self) except -1:
-        if self.envs == NULL:
-            raise RuntimeError("Pendulum is closed")
-        return 0
-
-    def seed(self, seed):
-        """Seed env i's PRNG with ``seed + i`` (mod 2**64). Draws nothing."""
-        self._check_open()
-        cdef uint64_t base = <uint64_t> (int(seed) & 0xFFFFFFFFFFFFFFFF)
-        cdef int i
-        for i in range(self.num_envs):
-            c_seed(&self.envs[i], base + <uint64_t> i)
-
-    def reset(self):
-        """Start a new episode in every env from its PRNG; writes ``state`` and ``observations``."""
-        self._check_open()
-        cdef int i
-        with nogil:
-            for i in range(self.num_envs):
-                c_reset(&self.envs[i])
-
-    def step(self):
-        """Step every env once with the actions in the buffer (auto-resetting ended episodes)."""
-        self._check_open()
-        with nogil:
-            c_step_all(self.envs, self.num_envs)
-
-    def log(self):
-        """Sums over envs of the episode statistics since the last call, as
-        ``(sum of returns, sum of lengths, episode count)``; then zero them."""
-        self._check_open()
-        cdef double ret = 0.0, length = 0.0, n = 0.0
-        cdef int i
-        for i in range(self.num_envs):
-            ret += self.envs[i].log.episode_return
-            length += self.envs[i].log.episode_length
-            n += self.envs[i].log.n
-            self.envs[i].log.episode_return = 0.0
-            self.envs[i].log.episode_length = 0.0
-            self.envs[i].log.n = 0.0
-        return ret, length, n
-
-    def close(self):
-        """Free the structs (the buffers stay with their owners). Idempotent."""
-        free(self.envs)
-        self.envs = NULL

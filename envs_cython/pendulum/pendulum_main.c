@@ -12,11 +12,8 @@
  *   gcc -std=c99 -O3 -ffp-contract=off envs_cython/pendulum/pendulum_main.c -lm -o pendulum_bench \
  *       && ./pendulum_bench --bench
  */
-#define _POSIX_C_SOURCE 199309L
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <time.h>
+#define THRUST_DRIVER "pendulum_main"
+#include "../thrust_driver.h"
 
 #include "pendulum.h"
 
@@ -148,19 +145,6 @@ static void plain_run(Plain* p, int n, const float* actions) {
                p->rngs);
 }
 
-static int failures = 0;
-
-#define EXPECT(cond, ...)                                                    \
-    do {                                                                     \
-        if (!(cond)) {                                                       \
-            if (failures++ < 10) {                                           \
-                fprintf(stderr, "pendulum_main: check failed: %s: ", #cond); \
-                fprintf(stderr, __VA_ARGS__);                                \
-                fprintf(stderr, "\n");                                       \
-            }                                                                \
-        }                                                                    \
-    } while (0)
-
 /* An observation the env can deliver: (cos, sin) on the unit circle, |thdot| <= 8. */
 static int valid_obs(const float* v) {
     float r2 = v[0] * v[0] + v[1] * v[1];
@@ -194,7 +178,7 @@ static int run_check(void) {
         ok = envs != NULL && plain_alloc(&plain, &b, envs, n);
     }
     if (!ok) {
-        fprintf(stderr, "pendulum_main: out of memory\n");
+        fprintf(stderr, THRUST_DRIVER ": out of memory\n");
         free(envs);
         buffers_free(&b);
         plain_free(&plain);
@@ -275,17 +259,6 @@ static int run_check(void) {
 
 /* ---- bench ---------------------------------------------------------------------------------------------- */
 
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static int cmp_double(const void* a, const void* b) {
-    double x = *(const double*)a, y = *(const double*)b;
-    return (x > y) - (x < y);
-}
-
 static int run_bench(void) {
     const int n = BENCH_ENVS;
     Buffers b;
@@ -306,14 +279,14 @@ static int run_bench(void) {
         ok = envs != NULL && plain_alloc(&plain, &b, envs, n);
     }
     if (!ok) {
-        fprintf(stderr, "pendulum_main: out of memory\n");
+        fprintf(stderr, THRUST_DRIVER ": out of memory\n");
     } else {
         double sps[2][BENCH_REPS];
         const char* names[2] = {"plain C loop", "core c_step_all"};
         long t = 0;
         for (int rep = -1; rep < BENCH_REPS; rep++) { /* rep -1 warms up */
             for (int k = 0; k < 2; k++) {             /* interleaved, so load changes hit both alike */
-                double t0 = now_s();
+                double t0 = thrust_now_s();
                 for (int step = 0; step < BENCH_STEPS; step++) {
                     const float* actions = &action_sets[(size_t)((t + step) % BENCH_ACTION_SETS) * n];
                     if (k == 0) {
@@ -325,17 +298,17 @@ static int run_bench(void) {
                     }
                 }
                 if (rep >= 0) {
-                    sps[k][rep] = (double)n * BENCH_STEPS / (now_s() - t0);
+                    sps[k][rep] = (double)n * BENCH_STEPS / (thrust_now_s() - t0);
                 }
             }
             t += BENCH_STEPS;
         }
+        double median[2];
         for (int k = 0; k < 2; k++) {
-            qsort(sps[k], BENCH_REPS, sizeof(double), cmp_double);
-            printf("%-16s %6.2fM steps/s (median of %d, %d envs)\n", names[k], sps[k][BENCH_REPS / 2] / 1e6,
-                   BENCH_REPS, n);
+            median[k] = thrust_median(sps[k], BENCH_REPS);
+            printf("%-16s %6.2fM steps/s (median of %d, %d envs)\n", names[k], median[k] / 1e6, BENCH_REPS, n);
         }
-        printf("ratio core / plain C loop: %.3f\n", sps[1][BENCH_REPS / 2] / sps[0][BENCH_REPS / 2]);
+        printf("ratio core / plain C loop: %.3f\n", median[1] / median[0]);
         ok = memcmp(plain.b.state, b.state, sizeof(double) * 2 * n) == 0
             && memcmp(plain.b.observations, b.observations, sizeof(float) * 3 * n) == 0;
         printf("both loops end in the same state: %s\n", ok ? "yes" : "NO");
@@ -349,12 +322,5 @@ static int run_bench(void) {
 }
 
 int main(int argc, char** argv) {
-    if (argc == 2 && strcmp(argv[1], "--bench") == 0) {
-        return run_bench();
-    }
-    if (argc != 1) {
-        fprintf(stderr, "usage: %s [--bench]\n", argv[0]);
-        return 2;
-    }
-    return run_check();
+    return thrust_driver_main(argc, argv, run_check, run_bench);
 }

@@ -9,7 +9,7 @@ from __future__ import annotations
 import gymnasium
 import numpy as np
 
-from envs_cython.base import Buffers, Env
+from envs_cython.base import Buffers, CEnv
 
 from .snake import CySnake
 
@@ -23,7 +23,7 @@ _COLORS = np.array([(18, 18, 24), (128, 128, 128), (230, 60, 50), (60, 170, 80),
 _CHARS = np.array([".", "#", "*", "o", "@"])
 
 
-class Snake(Env):
+class Snake(CEnv):
     """``num_envs`` boards with ``num_snakes`` snakes each, all stepped by one C call.
 
     Agents ``[b * num_snakes, (b + 1) * num_snakes)`` are the snakes of board ``b``. A board is
@@ -59,6 +59,9 @@ class Snake(Env):
     Attributes:
         grid: [num_envs, height, width] int8, read-only view of the boards' cell codes (without the walls).
     """
+
+    # log(): means of the score, the length and the food eaten of the episodes finished since the last call
+    log_keys = ("episode_return", "episode_length", "food_eaten")
 
     def __init__(
         self,
@@ -102,41 +105,27 @@ class Snake(Env):
         self._cell_dirs = np.zeros(padded, dtype=np.uint8)
         self.grid = self._grid[:, vision : vision + height, vision : vision + width]
         self.grid.flags.writeable = False
-        try:
-            self._c: CySnake | None = CySnake(
-                self._grid,
-                self._cell_dirs,
-                self.observations,
-                self.actions,
-                self.rewards,
-                self.terminals.view(np.uint8),
-                self.truncations.view(np.uint8),
-                self.final_observations,
-                num_snakes,
-                width,
-                height,
-                vision,
-                num_food,
-                max_steps,
-                reward_food,
-                reward_death,
-                reward_step,
-            )
-        except (ValueError, TypeError) as err:
-            raise ValueError(
-                "Snake buffers must be C-contiguous along the agent axis, with observations int8 "
-                f"[agents, {side}, {side}], actions int32, rewards float32, terminals and truncations bool: {err}"
-            ) from err
+        self._bind(
+            CySnake,
+            self._grid,
+            self._cell_dirs,
+            *self._buffer_args(),
+            num_snakes,
+            width,
+            height,
+            vision,
+            num_food,
+            max_steps,
+            reward_food,
+            reward_death,
+            reward_step,
+            layout=f"observations int8 [agents, {side}, {side}], actions int32",
+            seed=seed,
+        )
         # A valid board from the start, so step() works before reset(). The first reset() without a seed keeps
         # it: that is the board (and PRNG state) it would build.
-        self._c.seed(seed)
         self._c.reset()
         self._fresh = True
-
-    def _core(self) -> CySnake:
-        if self._c is None:
-            raise RuntimeError("Snake is closed")
-        return self._c
 
     def reset(self, seed: int | None = None) -> None:
         """Start a new episode for every snake on every board; writes ``grid`` and ``observations``.
@@ -146,13 +135,11 @@ class Snake(Env):
                 first reset after construction then uses the constructor's seed). Statistics of finished
                 episodes are kept for :meth:`log`; running episodes are dropped.
         """
-        core = self._core()
-        if seed is not None:
-            core.seed(seed)
-        elif self._fresh:
+        if seed is None and self._fresh:
+            self._core()  # raises when closed
             self._fresh = False
             return  # the constructor already drew this board from its seed
-        core.reset()
+        super().reset(seed)
         self._fresh = False
 
     def step(self, actions: np.ndarray | None = None) -> None:
@@ -162,24 +149,8 @@ class Snake(Env):
             actions: [num_agents] ints in {0, 1, 2, 3} (up, down, left, right), copied into ``self.actions``;
                 ``None`` steps with what the buffer holds. A value ``a`` outside [0, 4) acts as ``a & 3``.
         """
-        if actions is not None and actions is not self.actions:
-            self.actions[:] = actions
-        self._core().step()
+        super().step(actions)
         self._fresh = False
-
-    def log(self) -> dict[str, float]:
-        """Means over the episodes finished since the last call of ``episode_return`` (the score),
-        ``episode_length`` and ``food_eaten``, and their count ``n``; then clear. Empty dict when none
-        finished."""
-        total_return, total_length, total_food, n = self._core().log()
-        if n == 0:
-            return {}
-        return {
-            "episode_return": total_return / n,
-            "episode_length": total_length / n,
-            "food_eaten": total_food / n,
-            "n": int(n),
-        }
 
     def _agent_state(self) -> tuple[np.ndarray, ...]:
         return self._core().agent_state()
@@ -222,9 +193,3 @@ class Snake(Env):
                 raise ValueError(f"cell_px must be >= 1, got {cell_px}")
             return np.repeat(np.repeat(_COLORS[board], cell_px, axis=0), cell_px, axis=1)
         raise ValueError(f"unknown render mode {mode!r}; allowed: rgb_array, ansi")
-
-    def close(self) -> None:
-        """Free the C structs; the buffers stay with their owner. Idempotent."""
-        if self._c is not None:
-            self._c.close()
-            self._c = None

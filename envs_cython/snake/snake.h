@@ -310,4 +310,11 @@ static inline void c_step(Snake* env) {
     }
 }
 
+/* Step boards[0..n) once each, in one call (the entry point every binding uses). */
+static inline void c_step_all(Snake* envs, int n) {
+    for (int i = 0; i < n; i++) {
+        c_step(&envs[i]);
+    }
+}
+
 #endif /* THRUST_SNAKE_H */

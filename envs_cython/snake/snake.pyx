@@ -51,10 +51,16 @@ cdef extern from "snake.h" nogil:
 
     void c_seed(Snake* env, uint64_t seed)
     void c_reset(Snake* env)
-    void c_step(Snake* env)
+    void c_step_all(Snake* envs, int n)
 
 
-cdef class CySnake:
+ctypedef Snake EnvT
+ENV_NAME = "Snake"
+
+include "../thrust_binding.pxi"
+
+
+cdef class CySnake(CoreBase):
     """``B`` C Snake boards of ``S`` snakes each, stepping in place into the given buffers (all C-contiguous;
     the agents of board b are rows ``[b * S, (b + 1) * S)``).
 
@@ -73,10 +79,8 @@ cdef class CySnake:
     The memoryviews are kept so the buffers outlive the structs that point into them.
     """
 
-    cdef Snake* envs
     cdef SnakeAgent* agents
     cdef int32_t* ended
-    cdef int num_envs
     cdef int num_snakes
     cdef int8_t[:, :, ::1] grid
     cdef uint8_t[:, :, ::1] cell_dirs
@@ -150,7 +154,7 @@ cdef class CySnake:
         self.agents = <SnakeAgent*> calloc(n, sizeof(SnakeAgent))
         self.ended = <int32_t*> calloc(n, sizeof(int32_t))
         if self.envs == NULL or self.agents == NULL or self.ended == NULL:
-            self.close()
+            self._free()
             raise MemoryError(f"cannot allocate {num_envs} Snake boards of {num_snakes} snakes")
         self.num_envs = <int> num_envs
         self.num_snakes = num_snakes
@@ -180,54 +184,12 @@ cdef class CySnake:
             env.reward_death = reward_death
             env.reward_step = reward_step
 
-    def __dealloc__(self):
-        self.close()
-
-    cdef int _check_open(self) except -1:
-        if self.envs == NULL:
-            raise RuntimeError("Snake is closed")
-        return 0
-
-    def seed(self, seed):
-        """Seed board b's PRNG with ``seed + b`` (mod 2**64). Draws nothing."""
-        self._check_open()
-        cdef uint64_t base = <uint64_t> (int(seed) & 0xFFFFFFFFFFFFFFFF)
-        cdef int b
-        for b in range(self.num_envs):
-            c_seed(&self.envs[b], base + <uint64_t> b)
-
-    def reset(self):
-        """Start a new episode on every board from its PRNG; writes the grids and ``observations``."""
-        self._check_open()
-        cdef int b
-        with nogil:
-            for b in range(self.num_envs):
-                c_reset(&self.envs[b])
-
-    def step(self):
-        """Step every snake of every board once with the actions in the buffer, without the GIL."""
-        self._check_open()
-        cdef int b
-        with nogil:
-            for b in range(self.num_envs):
-                c_step(&self.envs[b])
-
-    def log(self):
-        """Sums over boards of the episode statistics since the last call, as
-        ``(sum of returns, sum of lengths, sum of food eaten, episode count)``; then zero them."""
-        self._check_open()
-        cdef double ret = 0.0, length = 0.0, food = 0.0, n = 0.0
-        cdef int b
-        for b in range(self.num_envs):
-            ret += self.envs[b].log.episode_return
-            length += self.envs[b].log.episode_length
-            food += self.envs[b].log.food_eaten
-            n += self.envs[b].log.n
-            self.envs[b].log.episode_return = 0.0
-            self.envs[b].log.episode_length = 0.0
-            self.envs[b].log.food_eaten = 0.0
-            self.envs[b].log.n = 0.0
-        return ret, length, food, n
+    cdef void _free(self) noexcept:
+        free(self.agents)
+        free(self.ended)
+        self.agents = NULL
+        self.ended = NULL
+        CoreBase._free(self)
 
     def agent_state(self):
         """Copies of the per-snake state, each [B * S] int32: ``(head, tail, length, tick, food_eaten, dir)``,
@@ -245,12 +207,3 @@ cdef class CySnake:
             v[4, i] = self.agents[i].food_eaten
             v[5, i] = self.agents[i].dir
         return tuple(out)
-
-    def close(self):
-        """Free the structs (the buffers stay with their owners). Idempotent."""
-        free(self.envs)
-        free(self.agents)
-        free(self.ended)
-        self.envs = NULL
-        self.agents = NULL
-        self.ended = NULL

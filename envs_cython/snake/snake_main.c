@@ -10,11 +10,8 @@
  * Bench mode: `./snake_main --bench` prints the median agent-steps/s of c_step on one board of 256 snakes and
  * on 16 such boards, with the default parameters and random actions (build with -O3 for that).
  */
-#define _POSIX_C_SOURCE 199309L
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <time.h>
+#define THRUST_DRIVER "snake_main"
+#include "../thrust_driver.h"
 
 #include "snake.h"
 
@@ -98,19 +95,6 @@ static int board_make(Board* b, Params p, uint64_t seed) {
     c_reset(env);
     return 1;
 }
-
-static int failures = 0;
-
-#define EXPECT(cond, ...)                                                  \
-    do {                                                                   \
-        if (!(cond)) {                                                     \
-            if (failures++ < 10) {                                         \
-                fprintf(stderr, "snake_main: check failed: %s: ", #cond);  \
-                fprintf(stderr, __VA_ARGS__);                              \
-                fprintf(stderr, "\n");                                     \
-            }                                                              \
-        }                                                                  \
-    } while (0)
 
 /* The code of playable cell (row, col), WALL outside the board: the slow, bounds-checked view. */
 static int8_t cell_code(const Snake* env, int32_t row, int32_t col) {
@@ -203,7 +187,7 @@ static int run_check(void) {
         ok &= board_make(&boards[k], params[k], 100 + (uint64_t)k);
     }
     if (!ok) {
-        fprintf(stderr, "snake_main: out of memory\n");
+        fprintf(stderr, THRUST_DRIVER ": out of memory\n");
         for (int k = 0; k < 3; k++) {
             board_free(&boards[k]);
         }
@@ -313,17 +297,6 @@ static int run_check(void) {
 
 /* ---- bench ---------------------------------------------------------------------------------------------- */
 
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static int cmp_double(const void* a, const void* b) {
-    double x = *(const double*)a, y = *(const double*)b;
-    return (x > y) - (x < y);
-}
-
 /* Median agent-steps/s of c_step over `num_boards` default boards of BENCH_SNAKES snakes, random actions. */
 static int bench_boards(int num_boards) {
     const Params p = {128, 128, 5, BENCH_SNAKES, 512, 1000, 1.0f, -1.0f, 0.0f};
@@ -342,7 +315,7 @@ static int bench_boards(int num_boards) {
         double sps[BENCH_REPS];
         long t = 0;
         for (int rep = -1; rep < BENCH_REPS; rep++) { /* rep -1 warms up */
-            double t0 = now_s();
+            double t0 = thrust_now_s();
             for (int step = 0; step < steps; step++, t++) {
                 const int32_t* actions = &action_sets[(size_t)(t % BENCH_ACTION_SETS) * BENCH_SNAKES];
                 for (int k = 0; k < num_boards; k++) {
@@ -352,17 +325,16 @@ static int bench_boards(int num_boards) {
                 }
             }
             if (rep >= 0) {
-                sps[rep] = (double)num_boards * BENCH_SNAKES * steps / (now_s() - t0);
+                sps[rep] = (double)num_boards * BENCH_SNAKES * steps / (thrust_now_s() - t0);
             }
         }
-        qsort(sps, BENCH_REPS, sizeof(double), cmp_double);
         char name[64];
         snprintf(name, sizeof(name), "core c_step, %d board%s x %d snakes", num_boards, num_boards > 1 ? "s" : "",
                  BENCH_SNAKES);
-        printf("%-36s %6.2fM steps/s (median of %d, %dx%d, %d food)\n", name, sps[BENCH_REPS / 2] / 1e6, BENCH_REPS,
-               p.width, p.height, p.num_food);
+        printf("%-36s %6.2fM steps/s (median of %d, %dx%d, %d food)\n", name, thrust_median(sps, BENCH_REPS) / 1e6,
+               BENCH_REPS, p.width, p.height, p.num_food);
     } else {
-        fprintf(stderr, "snake_main: out of memory\n");
+        fprintf(stderr, THRUST_DRIVER ": out of memory\n");
     }
     for (int k = 0; boards != NULL && k < num_boards; k++) {
         board_free(&boards[k]);
@@ -372,13 +344,10 @@ static int bench_boards(int num_boards) {
     return ok ? 0 : 1;
 }
 
+static int run_bench(void) {
+    return bench_boards(1) | bench_boards(16);
+}
+
 int main(int argc, char** argv) {
-    if (argc == 2 && strcmp(argv[1], "--bench") == 0) {
-        return bench_boards(1) | bench_boards(16);
-    }
-    if (argc != 1) {
-        fprintf(stderr, "usage: %s [--bench]\n", argv[0]);
-        return 2;
-    }
-    return run_check();
+    return thrust_driver_main(argc, argv, run_check, run_bench);
 }
