@@ -272,11 +272,14 @@ def test_close_is_idempotent_reaps_workers_and_uses_no_named_shared_memory() -> 
 
 
 SCRIPT = """
-import multiprocessing, os, sys
+import multiprocessing, os, signal, sys
 from functools import partial
 import numpy as np
 from envs_cython.busy import Busy
 from thrust_cli.vector_mp import Multiprocessing
+
+# a shell starts background jobs with SIGINT ignored, and Python keeps it so; thrust train installs its own handler
+signal.signal(signal.SIGINT, signal.default_int_handler)
 
 vec = Multiprocessing(partial(Busy, work=20000), 64, num_workers=2, batch_size={batch_size}, start_method="{method}")
 vec.reset(0)
@@ -323,7 +326,12 @@ def test_ctrl_c_closes_cleanly_without_hang_zombie_or_leak(batch_size: int) -> N
     proc, pids = start_script("run", batch_size)
     time.sleep(0.3)
     os.killpg(proc.pid, signal.SIGINT)  # the whole group, as a terminal's Ctrl-C
-    stdout, stderr = proc.communicate(timeout=30)  # a hang detector: generous for loaded CI machines
+    try:
+        stdout, stderr = proc.communicate(timeout=30)  # a hang detector: generous for loaded CI machines
+    finally:
+        if proc.poll() is None:  # never leave a hung script and its workers behind
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
     assert proc.returncode == 130, stderr
     assert stdout.split() == ["closed", "True", "0"], stderr
     assert all(pid_gone(pid) for pid in pids)
