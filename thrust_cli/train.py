@@ -324,13 +324,13 @@ def ppo_update(
     """Advantages, then ``update_epochs`` passes of minibatches of the PPO loss over one rollout.
 
     ``algo.name == "ppo"``: GAE once, from the rollout's values. ``"vtrace"``: at the start of every epoch
-    the current policy re-evaluates the log-probs of the whole rollout (no gradient) and λ-V-trace recomputes
-    advantages and value targets with these importance ratios (:func:`thrust_cli.advantage.vtrace`) over the
-    values stored at collection, as PufferLib 3 does (re-evaluating the values too, IMPALA-style, made the
-    targets chase a critic already fitted to this very batch, and learned worse: docs/algorithms.md). Options
-    of both: prioritized segment
-    replay (``algo.prio``, REFERENCE.md §5), dual clip, the adaptive KL penalty (``learner.kl_coef``), value
-    clipping and clip annealing (by ``progress`` in [0, 1), the fraction of training done).
+    λ-V-trace recomputes advantages and value targets (:func:`thrust_cli.advantage.vtrace`) with the current
+    importance ratios — from a no-grad pass of the current policy over the rollout (``algo.ratios=fresh``), or
+    from each sample's log-prob when it was last trained on (``seen``, PufferLib 3) — over the values stored at
+    collection, as PufferLib 3 does (re-evaluating the values too, IMPALA-style, made the targets chase a critic
+    already fitted to this very batch, and learned worse: docs/algorithms.md). Options of both: prioritized
+    segment replay (``algo.prio``, REFERENCE.md §5), dual clip, the adaptive KL penalty (``learner.kl_coef``),
+    value clipping and clip annealing (by ``progress`` in [0, 1), the fraction of training done).
 
     Data is handled as segments [S, L]: rows of ``algo.bptt_horizon`` steps of one agent (replayed from their
     stored start state by a recurrent policy, the sampling unit of prioritized replay), or single samples
