@@ -60,7 +60,7 @@ def vtrace_torch(
     gae_lambda: float = 1.0,
     rho_bar: float = 1.0,
     c_bar: float = 1.0,
-    rho_pg_bar: float = 1.0,
+    rho_pg_bar: float | None = 1.0,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """:func:`vtrace` in vectorized torch ops (any device, differentiable); the reference of the C kernel."""
     dtype = values.dtype
@@ -82,8 +82,28 @@ def vtrace_torch(
     acc, acc_next = acc.movedim(0, -1), acc_next.movedim(0, -1)
     # pg bootstrap q_t = lambda * v_{t+1} + (1 - lambda) * V(s_{t+1}) within the episode, V(s_{t+1}) at its end
     q = next_values + (gae_lambda * not_done) * acc_next
-    pg_advantages = rho.clamp(max=rho_pg_bar) * (rewards + discounts * q - values)
+    pg_advantages = rewards + discounts * q - values
+    if rho_pg_bar is not None:
+        pg_advantages = rho.clamp(max=rho_pg_bar) * pg_advantages
     return pg_advantages, values + acc
+
+
+def _pg_without_ratio(
+    rewards: torch.Tensor,
+    values: torch.Tensor,
+    next_values: torch.Tensor,
+    terminals: torch.Tensor,
+    dones: torch.Tensor,
+    value_targets: torch.Tensor,
+    gamma: float,
+    gae_lambda: float,
+) -> torch.Tensor:
+    """``r_t + gamma (1 - terminal_t) q_t - V(s_t)`` from the V-trace targets: the pg advantage, unweighted."""
+    dtype = values.dtype
+    acc = value_targets - values
+    acc_next = torch.cat([acc[..., 1:], torch.zeros_like(acc[..., :1])], dim=-1)
+    q = next_values.to(dtype) + (gae_lambda * (1.0 - dones.to(dtype))) * acc_next
+    return rewards.to(dtype) + (gamma * (1.0 - terminals.to(dtype))) * q - values
 
 
 def _time_first(x: torch.Tensor) -> torch.Tensor:
@@ -159,7 +179,7 @@ def vtrace(
     gae_lambda: float = 1.0,
     rho_bar: float = 1.0,
     c_bar: float = 1.0,
-    rho_pg_bar: float = 1.0,
+    rho_pg_bar: float | None = 1.0,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """V-trace off-policy targets (Espeholt et al. 2018, https://arxiv.org/abs/1802.01561) with rlax's lambda.
 
@@ -184,7 +204,9 @@ def vtrace(
         gae_lambda: lambda of the traces (rlax); 1 gives IMPALA's V-trace.
         rho_bar: clip of the ratio weighting each TD error (the fixed point's policy).
         c_bar: clip of the trace ratios (the speed of convergence).
-        rho_pg_bar: clip of the ratio weighting the policy-gradient advantage.
+        rho_pg_bar: clip of the ratio weighting the policy-gradient advantage; None: no such weight (for a
+            surrogate loss whose own ratio already weights the action at t, so V-trace corrects only the
+            continuation ``q_t``).
 
     Returns:
         ``(pg_advantages, value_targets)``; compute them without gradient.
@@ -225,11 +247,15 @@ def vtrace(
         float(gae_lambda),
         float(rho_bar),
         float(c_bar),
-        float(rho_pg_bar),
+        1.0 if rho_pg_bar is None else float(rho_pg_bar),
         _as_2d(pg_advantages, time_major),
         _as_2d(value_targets, time_major),
         time_major,
     )
+    if rho_pg_bar is None:
+        pg_advantages = _pg_without_ratio(
+            rewards, values, next_values, terminals, dones, value_targets, gamma, gae_lambda
+        )
     return pg_advantages, value_targets
 
 

@@ -368,46 +368,42 @@ def ppo_update(
             return params.flatten(0, 1), values.flatten()
         return policy(b_obs[idx].flatten(0, 1))
 
-    seen_logprobs = b_logprobs.clone()  # vtrace: log pi(a|s) when each sample was last trained on
+    def current_logprobs() -> torch.Tensor:
+        """log pi(a|s) of every stored action under the current policy, as segments [S, L] (call without grad)."""
+        out = torch.empty_like(b_logprobs)
+        chunk = max(1, 65536 // L)
+        for lo in range(0, S, chunk):
+            part = slice(lo, min(S, lo + chunk))
+            params, _ = forward(part)
+            out[part] = policy.dist.evaluate(params, b_actions[part].flatten(0, 1))[0].view(-1, L)
+        return out
 
-    def estimate(fresh: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
-        """(advantages, value targets) as segments [S, L]."""
-        if not vtrace_algo:
+    def estimate(target_logprobs: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(advantages, value targets) as segments [S, L]: GAE, or V-trace with ``target_logprobs`` [S, L]."""
+        if target_logprobs is None:
             adv, ret = gae(
                 buf.rewards.T, buf.values.T, buf.next_values().T, buf.terminals.T, buf.dones.T, algo.gamma,
                 algo.gae_lambda,
             )  # fmt: skip
-            return seg(adv.T), seg(ret.T)
-        target_logprobs = seen_logprobs
-        with torch.no_grad():
-            chunk = max(1, 65536 // L)
-            for lo in range(0, S if fresh else 0, chunk):
-                part = slice(lo, min(S, lo + chunk))
-                params, _ = forward(part)
-                logp, _ = policy.dist.evaluate(params, b_actions[part].flatten(0, 1))
-                target_logprobs[part] = logp.view(-1, L)
-        next_values = buf.next_values()
-        adv, ret = vtrace(
-            buf.rewards.T, buf.values.T, next_values.T, buf.terminals.T, buf.dones.T,
-            buf.logprobs.T, _from_segments(target_logprobs, T, N).T,
-            algo.gamma, algo.gae_lambda, algo.rho_clip, algo.c_clip, algo.rho_pg_clip or 1.0,
-        )  # fmt: skip
-        if algo.rho_pg_clip is None:
-            # the surrogate's own ratio weights the action at t; V-trace corrects only its continuation:
-            # A_t = r_t + gamma (1 - term_t) q_t - V_t, q_t = V(s_{t+1}) + lambda (1 - done_t) (v_{t+1} - V(s_{t+1}))
-            correction = ret.T - buf.values  # v_t - V(s_t), [T, N]
-            later = torch.cat([correction[1:], torch.zeros_like(correction[:1])], dim=0)
-            q = next_values + algo.gae_lambda * (~buf.dones) * later
-            adv = (buf.rewards + algo.gamma * (~buf.terminals) * q - buf.values).T
+        else:
+            adv, ret = vtrace(
+                buf.rewards.T, buf.values.T, buf.next_values().T, buf.terminals.T, buf.dones.T,
+                buf.logprobs.T, _from_segments(target_logprobs, T, N).T,
+                algo.gamma, algo.gae_lambda, algo.rho_clip, algo.c_clip, algo.rho_pg_clip,
+            )  # fmt: skip
         return seg(adv.T), seg(ret.T)
 
     stats: list[PPOStats] = []
+    seen_logprobs: torch.Tensor | None = None  # algo.ratios=seen: log pi(a|s) when each sample was last trained on
     with torch.no_grad():
-        b_advantages, b_returns = estimate()
+        target_logprobs = current_logprobs() if vtrace_algo else None
+        if vtrace_algo and algo.ratios == "seen":
+            seen_logprobs = target_logprobs
+        b_advantages, b_returns = estimate(target_logprobs)
     for epoch in range(algo.update_epochs):
         if vtrace_algo and epoch > 0:
             with torch.no_grad():
-                b_advantages, b_returns = estimate(fresh=algo.ratios == "fresh")
+                b_advantages, b_returns = estimate(current_logprobs() if seen_logprobs is None else seen_logprobs)
         if algo.prio:
             priorities = b_advantages.abs().sum(1).pow(algo.prio_alpha) + 1e-8
             probs = priorities / priorities.sum()
@@ -422,7 +418,7 @@ def ppo_update(
                 mb = perm[mb_start : mb_start + mb_segments]
             params, new_values = forward(mb)
             new_logprobs, entropy = policy.dist.evaluate(params, b_actions[mb].flatten(0, 1))
-            if vtrace_algo:
+            if seen_logprobs is not None:
                 seen_logprobs[mb] = new_logprobs.detach().view(-1, L)
             mb_advantages = b_advantages[mb].flatten()
             if algo.norm_adv:

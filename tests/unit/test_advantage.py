@@ -268,6 +268,21 @@ def test_vtrace_clips_rho_c_and_rho_pg_separately(impl: str) -> None:
     np.testing.assert_allclose(pg.numpy(), [2.0 * (1 + 0.9 * 4.35), 2.5 * 2.9], atol=1e-12)
 
 
+@pytest.mark.parametrize("layout", sorted(LAYOUTS))
+@pytest.mark.parametrize("impl", sorted(VTRACES))
+def test_vtrace_without_a_pg_ratio_is_the_weighted_advantage_divided_by_the_ratio(impl: str, layout: str) -> None:
+    """``rho_pg_bar=None`` leaves the policy-gradient advantage unweighted: times rho it is the advantage with an
+    unclipped rho_pg (``rho_pg_bar`` = inf); the value targets do not change."""
+    b = random_batch((5, 40), torch.float64, seed=11, consistent=True)
+    args = [LAYOUTS[layout](x) for x in _vtrace_args(b)]
+    rho = torch.exp(b["target_logprob"] - b["behavior_logprob"])
+    pg_none, vs_none = VTRACES[impl](*args, 0.97, 0.9, 1.2, 0.8, None)
+    pg_inf, vs_inf = VTRACES[impl](*args, 0.97, 0.9, 1.2, 0.8, math.inf)
+    torch.testing.assert_close(pg_none * rho, pg_inf, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(vs_none, vs_inf, rtol=0, atol=0)
+    assert not torch.allclose(pg_none, pg_inf)
+
+
 # ---- TorchRL's functional estimators: an independent implementation ([..., T, 1], time_dim -2). It multiplies
 # gamma, lambda and the clips by int/float32 tensors, i.e. rounds them to float32: the constants below are exact
 # in float32 so float64 results can agree to 1e-10.

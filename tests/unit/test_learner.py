@@ -13,13 +13,14 @@ import torch
 from omegaconf import OmegaConf
 
 from envs_cython.cartpole import CartPole
+from thrust_cli.advantage import gae, vtrace
 from thrust_cli.collector import Collector
 from thrust_cli.config import compose_config
 from thrust_cli.evaluate import evaluate
 from thrust_cli.optim import Adam
 from thrust_cli.policies import MLPPolicy
 from thrust_cli.rollout import EpisodeTracker
-from thrust_cli.train import TrainingError, ppo_update, train
+from thrust_cli.train import TrainingError, _to_segments, ppo_update, train
 from thrust_cli.vector import Serial
 
 
@@ -50,21 +51,46 @@ def test_vtrace_on_fresh_data_gives_the_gae_targets() -> None:
 
 
 def test_vtrace_recomputes_targets_with_the_current_policy() -> None:
+    """The learner's policy has moved away from the behaviour policy: its targets are V-trace's with the current
+    log-probs, computed here directly, and differ from GAE's."""
     policy, buf = rollout()
     stale = copy.deepcopy(policy)
-    with torch.no_grad():  # the learner's policy has moved away from the behaviour policy
+    with torch.no_grad():
         for p in stale.parameters():
             p.add_(0.3 * torch.randn_like(p))
-    _, _, gae_returns = ppo_update(copy.deepcopy(stale), Adam(stale.parameters(), lr=0.0), buf, algo_cfg("ppo"), 0)
+        logits, _ = stale(buf.obs.flatten(0, 1))
+        target, _ = stale.dist.evaluate(logits, buf.actions.flatten())
+    algo = algo_cfg("vtrace", rho_clip=1.2, c_clip=0.9)
+    _, expected = vtrace(
+        buf.rewards.T, buf.values.T, buf.next_values().T, buf.terminals.T, buf.dones.T,
+        buf.logprobs.T, target.view_as(buf.logprobs).T, algo.gamma, algo.gae_lambda, 1.2, 0.9, algo.rho_pg_clip,
+    )  # fmt: skip
     model = copy.deepcopy(stale)
-    _, _, vt_returns = ppo_update(model, Adam(model.parameters(), lr=0.0), buf, algo_cfg("vtrace"), 0)
+    _, _, vt_returns = ppo_update(model, Adam(model.parameters(), lr=0.0), buf, algo, 0)
+    torch.testing.assert_close(vt_returns, expected.T.reshape(-1), rtol=1e-5, atol=1e-5)
+    _, _, gae_returns = ppo_update(copy.deepcopy(stale), Adam(stale.parameters(), lr=0.0), buf, algo_cfg("ppo"), 0)
     assert (vt_returns - gae_returns).abs().max() > 1e-2
 
 
-def test_prioritized_replay_updates_and_reports_finite_stats() -> None:
+def test_prioritized_replay_samples_segments_by_the_priority_formula(monkeypatch: pytest.MonkeyPatch) -> None:
+    """P_s = (sum_t |A[s, t]|)^alpha / sum, over segments of bptt_horizon steps of one agent (REFERENCE.md §5)."""
     policy, buf = rollout()
-    stats, _, _ = ppo_update(policy, Adam(policy.parameters(), lr=1e-3), buf, algo_cfg("ppo", prio=True), 0, 0.5)
-    assert stats and all(torch.isfinite(s.policy_loss) for s in stats)
+    algo = algo_cfg("ppo", prio=True, prio_alpha=0.8, bptt_horizon=8)
+    adv, _ = gae(buf.rewards.T, buf.values.T, buf.next_values().T, buf.terminals.T, buf.dones.T, algo.gamma,
+                 algo.gae_lambda)  # fmt: skip
+    segments = _to_segments(adv.T, 8)  # [T/8 * N, 8]
+    priorities = segments.abs().sum(1).pow(0.8) + 1e-8
+    drawn: list[torch.Tensor] = []
+    real = torch.multinomial
+
+    def recording(probs: torch.Tensor, *args, **kwargs):  # type: ignore[no-untyped-def]
+        drawn.append(probs.clone())
+        return real(probs, *args, **kwargs)
+
+    monkeypatch.setattr(torch, "multinomial", recording)
+    stats, _, _ = ppo_update(policy, Adam(policy.parameters(), lr=1e-3), buf, algo, 0, 0.5)
+    assert drawn and stats and all(torch.isfinite(s.policy_loss) for s in stats)
+    torch.testing.assert_close(drawn[0], priorities / priorities.sum())
 
 
 def test_adaptive_kl_coefficient_is_updated_and_checkpointed(tmp_path: Path) -> None:
