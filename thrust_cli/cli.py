@@ -31,7 +31,7 @@ def fail(message: str, code: int = 2) -> None:
 
 
 def _compose(overrides: list[str]) -> Any:
-    from .config import ConfigError, compose_config
+    from thrust_cli.run.config import ConfigError, compose_config
 
     multirun = [a for a in overrides if a in ("-m", "--multirun")]
     if multirun:
@@ -49,7 +49,7 @@ def make_run_dir(cfg: Any, overrides: list[str]) -> Path:
     """Create the run directory named by ``hydra.run.dir`` (made unique) with Hydra's ``.hydra/`` files."""
     from omegaconf import OmegaConf
 
-    from .config import run_part
+    from thrust_cli.run.config import run_part
 
     base = Path(str(cfg.hydra.run.dir))
     run_dir, n = base, 1
@@ -79,17 +79,17 @@ def train(
     if cfg is not None:
         from omegaconf import OmegaConf
 
-        from .config import run_part
+        from thrust_cli.run.config import run_part
 
         if cfg not in ("job", "hydra", "all"):
             fail(f"--cfg={cfg} is invalid; allowed: job, hydra, all")
         node = {"job": run_part(composed), "hydra": {"hydra": composed.hydra}, "all": composed}[cfg]
         typer.echo(OmegaConf.to_yaml(OmegaConf.create(node) if isinstance(node, dict) else node, resolve=resolve))
         return
-    from .config import ConfigError
+    from thrust_cli.run.config import ConfigError
 
     if composed.resume is not None:
-        from .config import resume_config
+        from thrust_cli.run.config import resume_config
 
         run_dir = Path(composed.resume).resolve()
         try:
@@ -99,8 +99,8 @@ def train(
     else:
         run_dir = make_run_dir(composed, overrides)
 
-    from .train import TrainingError
-    from .train import train as train_fn
+    from thrust_cli.commands.train import TrainingError
+    from thrust_cli.commands.train import train as train_fn
 
     try:
         summary = train_fn(composed, run_dir)
@@ -144,8 +144,8 @@ def sweep(
     With `--hpo cartpole` it is a Bayesian search (Optuna) over the space in conf/hpo/cartpole.yaml instead; the
     same --storage and --study-name resume a study, and best.yaml holds the best trial's overrides.
     """
-    from .config import ConfigError
-    from .sweep import print_table, run_sweep
+    from thrust_cli.commands.sweep import print_table, run_sweep
+    from thrust_cli.run.config import ConfigError
 
     overrides = [a for a in ctx.args if a not in ("-m", "--multirun")]
     options = [a for a in overrides if a.startswith("-")]
@@ -181,13 +181,13 @@ def _hpo_sweep(
     storage: str | None,
     study_name: str | None,
 ) -> None:
-    """`thrust sweep --hpo`: run or resume an Optuna study, print its table and best trial (thrust_cli.hpo)."""
+    """`thrust sweep --hpo`: run or resume an Optuna study, print its table and best trial (thrust_cli.commands.hpo)."""
     import dataclasses
     import shlex
 
-    from .config import ConfigError
-    from .hpo import import_optuna, load_hpo, run_hpo
-    from .sweep import print_table
+    from thrust_cli.commands.hpo import import_optuna, load_hpo, run_hpo
+    from thrust_cli.commands.sweep import print_table
+    from thrust_cli.run.config import ConfigError
 
     try:
         import_optuna()
@@ -229,7 +229,7 @@ def eval_(
     gif: Path = typer.Option(None, "--gif", help="Also write an animation of env 0 (envs that render)."),
 ) -> None:
     """Evaluate a trained policy: mean ± std return over N episodes. Extra arguments override the env config."""
-    from .evaluate import evaluate
+    from thrust_cli.commands.evaluate import evaluate
 
     try:
         result = evaluate(run, episodes=episodes, seed=seed, deterministic=not stochastic, overrides=ctx.args, gif=gif)
@@ -254,7 +254,7 @@ def export(
     """Export a trained policy for runtimes without Thrust (docs/export.md)."""
     if not (onnx or safetensors):
         fail("choose a format: --onnx and/or --safetensors")
-    from .export import export_onnx, export_safetensors
+    from thrust_cli.commands.export import export_onnx, export_safetensors
 
     try:
         if onnx:
@@ -276,7 +276,7 @@ def bench(
     vec_envs: int = typer.Option(8192, "--vec-envs", min=0, help="Envs for the vectorizer comparison (0: skip)."),
 ) -> None:
     """Benchmark env stepping (one process, random actions, several num_envs) and training SPS."""
-    from .bench import run_bench
+    from thrust_cli.commands.bench import run_bench
 
     overrides = list(ctx.args)
     composed = _compose(overrides)
@@ -308,7 +308,7 @@ def plot(
     ),
 ) -> None:
     """Training curves against global_step as a PNG; several runs are overlaid, with a legend."""
-    from .plot import PlotError, plot_runs
+    from thrust_cli.commands.plot import PlotError, plot_runs
 
     keys = [k.strip() for item in metrics or [] for k in item.split(",") if k.strip()] or None
     try:

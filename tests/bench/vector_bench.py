@@ -33,8 +33,8 @@ import numpy as np
 from envs_cython.busy import Busy
 from envs_cython.cartpole import CartPole
 from envs_cython.gym_adapter import GymnasiumEnv
-from thrust_cli.vector import Serial
-from thrust_cli.vector_mp import DEFAULT_PARENT_SPIN_US, DEFAULT_SPIN_US, Multiprocessing
+from thrust_cli.vector.multiprocessing import DEFAULT_PARENT_SPIN_US, DEFAULT_SPIN_US, Multiprocessing
+from thrust_cli.vector.serial import Serial
 
 SECTIONS = ("cartpole", "cartpole-policy", "busy", "busy-policy", "gym", "startup")
 
@@ -197,7 +197,7 @@ STARTUP = """
 import statistics, sys, time
 import torch
 from envs_cython.cartpole import CartPole
-from thrust_cli.vector_mp import Multiprocessing
+from thrust_cli.vector.multiprocessing import Multiprocessing
 torch.ones(256, 256) @ torch.ones(256, 256)  # torch's thread pool is up, as in a trainer
 times = []
 for _ in range({runs}):

@@ -13,10 +13,11 @@ from pathlib import Path
 import pytest
 import torch
 
-import thrust_cli.train as train_module
-from thrust_cli.config import compose_config
-from thrust_cli.evaluate import evaluate
-from thrust_cli.train import TrainingError, train
+import thrust_cli.learn.ppo as ppo_module
+from thrust_cli.commands.evaluate import evaluate
+from thrust_cli.commands.train import train
+from thrust_cli.learn.ppo import TrainingError
+from thrust_cli.run.config import compose_config
 
 
 def children_of(pid: int) -> list[int]:
@@ -35,7 +36,7 @@ def children_of(pid: int) -> list[int]:
 def test_nan_loss_stops_with_the_step_and_keeps_a_loadable_checkpoint(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real_loss = train_module.ppo_loss
+    real_loss = ppo_module.ppo_loss
     calls = {"n": 0}
 
     def poisoned(*args, **kwargs):  # type: ignore[no-untyped-def]
@@ -43,7 +44,7 @@ def test_nan_loss_stops_with_the_step_and_keeps_a_loadable_checkpoint(
         loss, stats = real_loss(*args, **kwargs)
         return (loss * float("nan") if calls["n"] > 20 else loss), stats
 
-    monkeypatch.setattr(train_module, "ppo_loss", poisoned)
+    monkeypatch.setattr(ppo_module, "ppo_loss", poisoned)
     cfg = compose_config(["train.progress=none", "train.total_timesteps=100000"])
     with pytest.raises(TrainingError, match=r"non-finite loss \(nan\) at global_step \d+ \(run saved in"):
         train(cfg, tmp_path)

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from thrust_cli.config import compose_config
-from thrust_cli.evaluate import evaluate
-from thrust_cli.train import train
+from thrust_cli.commands.evaluate import evaluate
+from thrust_cli.commands.train import train
+from thrust_cli.run.config import compose_config
 
 
 @pytest.mark.gpu

@@ -12,8 +12,8 @@ from omegaconf import OmegaConf
 from typer.testing import CliRunner
 
 from thrust_cli.cli import app
-from thrust_cli.config import ConfigError
-from thrust_cli.hpo import MISSING_OPTUNA, base_overrides, format_override, import_optuna, load_hpo
+from thrust_cli.commands.hpo import MISSING_OPTUNA, base_overrides, format_override, import_optuna, load_hpo
+from thrust_cli.run.config import ConfigError
 
 # trial 0 is enqueued with lr=-1, which `thrust train` rejects: a deliberately failing trial
 TINY = """

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from thrust_cli.config import compose_config
-from thrust_cli.evaluate import evaluate
-from thrust_cli.train import train
+from thrust_cli.commands.evaluate import evaluate
+from thrust_cli.commands.train import train
+from thrust_cli.run.config import compose_config
 
 
 def test_smoke_cartpole_learns_within_a_few_seconds(tmp_path: Path) -> None:

@@ -10,7 +10,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from thrust_cli.cli import app
-from thrust_cli.plot import plot_runs, run_labels
+from thrust_cli.commands.plot import plot_runs, run_labels
 
 
 @pytest.fixture

@@ -14,9 +14,9 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from thrust_cli.checkpoint import find_checkpoint, load_checkpoint
 from thrust_cli.cli import app
-from thrust_cli.evaluate import evaluate
+from thrust_cli.commands.evaluate import evaluate
+from thrust_cli.run.checkpoint import find_checkpoint, load_checkpoint
 
 
 def steps_in_metrics(run_dir: Path) -> list[int]:
@@ -113,7 +113,7 @@ def test_ten_sigkills_each_resumed_still_solve_cartpole(tmp_path: Path) -> None:
 def test_tensorboard_series_continues_without_the_lost_segment(tmp_path: Path) -> None:
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    from thrust_cli.tbwriter import ScalarWriter
+    from thrust_cli.run.tbwriter import ScalarWriter
 
     first = ScalarWriter(tmp_path)
     for step in (100, 200, 300):  # 300 was logged after the checkpoint at 200, then the process died

@@ -9,8 +9,8 @@ import pytest
 from typer.testing import CliRunner
 
 from thrust_cli.cli import app
-from thrust_cli.config import ConfigError
-from thrust_cli.sweep import expand
+from thrust_cli.commands.sweep import expand
+from thrust_cli.run.config import ConfigError
 
 
 def test_expand_is_the_product_of_the_sweeps() -> None:

@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 import torch
 
-from thrust_cli import advantage
-from thrust_cli.advantage import gae, gae_torch, vtrace, vtrace_torch
+from thrust_cli.learn import advantage
+from thrust_cli.learn.advantage import gae, gae_torch, vtrace, vtrace_torch
 
 DATA = json.loads((Path(__file__).parents[1] / "data" / "gae_reference.json").read_text())
 GAES = {"c_kernel": gae, "torch": gae_torch}

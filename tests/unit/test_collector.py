@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from envs_cython.cartpole import CartPole
-from thrust_cli.collector import Collector
-from thrust_cli.policies import MLPPolicy
-from thrust_cli.rollout import EpisodeTracker
+from thrust_cli.learn.collector import Collector
+from thrust_cli.learn.policies import MLPPolicy
+from thrust_cli.learn.rollout import EpisodeTracker
 
 
 class SkewedAsync:

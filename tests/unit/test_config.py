@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from thrust_cli.config import ConfigError, compose_config, run_part
+from thrust_cli.run.config import ConfigError, compose_config, run_part
 
 
 def test_defaults_compose_and_lr_override_is_top_level() -> None:

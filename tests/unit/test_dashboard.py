@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from thrust_cli import dashboard
-from thrust_cli.dashboard import Dashboard, fmt, seconds, snapshot, time_split
+from thrust_cli.run import dashboard
+from thrust_cli.run.dashboard import Dashboard, fmt, seconds, snapshot, time_split
 
 METRICS: dict[str, Any] = {
     "global_step": 250_000,

@@ -9,9 +9,9 @@ import torch
 from torch.distributions import AffineTransform, Normal, TanhTransform, TransformedDistribution
 from torch.distributions import Categorical as TorchCategorical
 
-from thrust_cli.config import compose_config
-from thrust_cli.distributions import Categorical, Gaussian
-from thrust_cli.policies import make_policy
+from thrust_cli.learn.distributions import Categorical, Gaussian
+from thrust_cli.learn.policies import make_policy
+from thrust_cli.run.config import compose_config
 
 
 def test_categorical_matches_torch() -> None:

@@ -19,10 +19,7 @@ import torch
 from omegaconf import OmegaConf
 from torch import nn
 
-from thrust_cli.checkpoint import save_checkpoint
-from thrust_cli.config import compose_config, run_part
-from thrust_cli.evaluate import load_policy
-from thrust_cli.export import (
+from thrust_cli.commands.export import (
     DEFAULT_OPSET,
     ONNX_MISSING,
     SAFETENSORS_MISSING,
@@ -34,9 +31,11 @@ from thrust_cli.export import (
     load_safetensors_policy,
     read_safetensors_metadata,
 )
-from thrust_cli.optim import Adam
-from thrust_cli.policies import make_policy
-from thrust_cli.train import train
+from thrust_cli.commands.train import train
+from thrust_cli.learn.optim import Adam
+from thrust_cli.learn.policies import make_policy
+from thrust_cli.run.checkpoint import load_policy, save_checkpoint
+from thrust_cli.run.config import compose_config, run_part
 
 OBS_SHAPE = (4,)
 NUM_ACTIONS = 2
@@ -268,7 +267,7 @@ def test_missing_safetensors_names_the_extra(tmp_path: Path, monkeypatch: Any) -
 
 def test_importing_export_module_loads_no_export_package() -> None:
     code = (
-        "import sys, thrust_cli.export; "
+        "import sys, thrust_cli.commands.export; "
         "print([m for m in ('onnx', 'onnxscript', 'onnxruntime', 'safetensors') if m in sys.modules])"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -279,7 +278,7 @@ def test_real_lstm_checkpoint_exports_and_matches_torch_over_a_50_step_rollout(t
     """A checkpoint of Thrust's own LSTM policy (trained briefly on Memory), not a stand-in."""
     import onnxruntime as ort
 
-    from thrust_cli.train import train
+    from thrust_cli.commands.train import train
 
     run_dir = tmp_path / "run"
     train(compose_config(["env=memory", "policy=lstm", "train.total_timesteps=2048", "train.progress=none"]), run_dir)
@@ -302,8 +301,8 @@ def test_real_lstm_checkpoint_exports_and_matches_torch_over_a_50_step_rollout(t
 
 
 def test_lstm_safetensors_rebuilds_from_metadata_alone(tmp_path: Path) -> None:
-    from thrust_cli.export import export_safetensors, load_safetensors_policy, read_safetensors_metadata
-    from thrust_cli.train import train
+    from thrust_cli.commands.export import export_safetensors, load_safetensors_policy, read_safetensors_metadata
+    from thrust_cli.commands.train import train
 
     run_dir = tmp_path / "run"
     train(compose_config(["env=memory", "policy=lstm", "train.total_timesteps=2048", "train.progress=none"]), run_dir)

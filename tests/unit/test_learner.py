@@ -1,4 +1,4 @@
-"""The learner's update (train.ppo_update): V-trace recomputation, prioritized replay, fault checks."""
+"""The learner's update (thrust_cli.learn.ppo.ppo_update): V-trace recomputation, prioritized replay, fault checks."""
 
 from __future__ import annotations
 
@@ -13,15 +13,16 @@ import torch
 from omegaconf import OmegaConf
 
 from envs_cython.cartpole import CartPole
-from thrust_cli.advantage import gae, vtrace
-from thrust_cli.collector import Collector
-from thrust_cli.config import compose_config
-from thrust_cli.evaluate import evaluate
-from thrust_cli.optim import Adam
-from thrust_cli.policies import MLPPolicy
-from thrust_cli.rollout import EpisodeTracker
-from thrust_cli.train import TrainingError, _to_segments, ppo_update, train
-from thrust_cli.vector import Serial
+from thrust_cli.commands.evaluate import evaluate
+from thrust_cli.commands.train import train
+from thrust_cli.learn.advantage import gae, vtrace
+from thrust_cli.learn.collector import Collector
+from thrust_cli.learn.optim import Adam
+from thrust_cli.learn.policies import MLPPolicy
+from thrust_cli.learn.ppo import TrainingError, _to_segments, ppo_update
+from thrust_cli.learn.rollout import EpisodeTracker
+from thrust_cli.run.config import compose_config
+from thrust_cli.vector.serial import Serial
 
 
 def rollout(T: int = 32, N: int = 8) -> tuple[MLPPolicy, object]:
@@ -157,7 +158,7 @@ def test_every_option_trains_and_evaluates(tmp_path: Path, options: list[str]) -
 
 
 def test_config_errors_of_the_algo_options() -> None:
-    from thrust_cli.config import ConfigError
+    from thrust_cli.run.config import ConfigError
 
     for overrides, message in [
         (["algo.kl_coef=1"], "algo.kl_coef (adaptive KL penalty) needs algo.target_kl"),

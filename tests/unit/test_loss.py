@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from thrust_cli.loss import ppo_loss
+from thrust_cli.learn.loss import ppo_loss
 
 
 def numpy_ppo(new_lp, old_lp, adv, v, v_old, ret, ent, clip, vf_coef, ent_coef, vf_clip):  # type: ignore[no-untyped-def]
@@ -123,7 +123,7 @@ def test_unclipped_surrogate_and_kl_penalty() -> None:
 
 
 def test_adaptive_kl_coefficient_follows_schulman_2017() -> None:
-    from thrust_cli.loss import adapt_kl_coef
+    from thrust_cli.learn.loss import adapt_kl_coef
 
     assert adapt_kl_coef(1.0, 0.001, 0.01) == 0.5  # kl < target / 1.5
     assert adapt_kl_coef(1.0, 0.02, 0.01) == 2.0  # kl > 1.5 target

@@ -9,12 +9,12 @@ import pytest
 import torch
 
 from envs_cython.memory import Memory
-from thrust_cli.collector import Collector
-from thrust_cli.config import ConfigError, compose_config
-from thrust_cli.policies import LSTMPolicy, evaluate_actions
-from thrust_cli.rollout import EpisodeTracker
-from thrust_cli.train import _to_segments
-from thrust_cli.vector import Serial
+from thrust_cli.learn.collector import Collector
+from thrust_cli.learn.policies import LSTMPolicy, evaluate_actions
+from thrust_cli.learn.ppo import _to_segments
+from thrust_cli.learn.rollout import EpisodeTracker
+from thrust_cli.run.config import ConfigError, compose_config
+from thrust_cli.vector.serial import Serial
 
 
 def collect_one_rollout(T: int = 32, L: int = 8, N: int = 6) -> tuple[LSTMPolicy, object]:

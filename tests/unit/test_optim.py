@@ -6,7 +6,7 @@ import copy
 
 import torch
 
-from thrust_cli.optim import Adam
+from thrust_cli.learn.optim import Adam
 
 
 def test_adam_matches_torch_optim_adam() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from thrust_cli.rollout import EpisodeTracker, Rollout
+from thrust_cli.learn.rollout import EpisodeTracker, Rollout
 
 
 def test_next_values_shift_by_one_and_use_final_values_at_truncations() -> None:

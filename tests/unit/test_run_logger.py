@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
-from thrust_cli import loggers
-from thrust_cli import logging as run_logging
-from thrust_cli.config import ConfigError, compose_config, resume_config, run_part
-from thrust_cli.logging import RunLogger
+from thrust_cli.run import loggers
+from thrust_cli.run import logging as run_logging
+from thrust_cli.run.config import ConfigError, compose_config, resume_config, run_part
+from thrust_cli.run.logging import RunLogger
 
 
 class Recorder:

@@ -23,8 +23,8 @@ from envs_cython.base import Buffers
 from envs_cython.busy import Busy
 from envs_cython.cartpole import CartPole
 from envs_cython.gym_adapter import GymnasiumEnv
-from thrust_cli.vector import Serial
-from thrust_cli.vector_mp import Multiprocessing, VectorizerError
+from thrust_cli.vector.multiprocessing import Multiprocessing, VectorizerError
+from thrust_cli.vector.serial import Serial
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -276,7 +276,7 @@ import multiprocessing, os, signal, sys
 from functools import partial
 import numpy as np
 from envs_cython.busy import Busy
-from thrust_cli.vector_mp import Multiprocessing
+from thrust_cli.vector.multiprocessing import Multiprocessing
 
 # a shell starts background jobs with SIGINT ignored, and Python keeps it so; thrust train installs its own handler
 signal.signal(signal.SIGINT, signal.default_int_handler)

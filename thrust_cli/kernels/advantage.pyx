@@ -1,7 +1,7 @@
 # Compiler directives (boundscheck, wraparound, cdivision, initializedcheck) are set in setup.py.
-"""C loops of :mod:`thrust_cli.advantage`: GAE and V-trace over 2-D C-contiguous float32/float64 arrays.
+"""C loops of :mod:`thrust_cli.learn.advantage`: GAE and V-trace over 2-D C-contiguous float32/float64 arrays.
 
-Use :func:`thrust_cli.advantage.gae` / :func:`thrust_cli.advantage.vtrace`, which take torch tensors of any shape
+Use :func:`thrust_cli.learn.advantage.gae` / :func:`thrust_cli.learn.advantage.vtrace`, which take torch tensors of any shape
 and layout and call these. Each array here is either row-major [R, T] (a row is one trajectory, time contiguous)
 or time-major [T, R] (``time_major=True``: the ``.T`` of a rollout buffer, read without a copy). Rows are
 independent; the loops run without the GIL, single-threaded (OpenMP over rows halved the time on two idle cores
@@ -78,7 +78,7 @@ def gae(
     Args:
         rewards, values, next_values: [R, T] (or [T, R] if ``time_major``) float32 or float64, one dtype.
         terminals, dones: same shape, uint8 (a ``.view(uint8)`` of a bool array), nonzero meaning true.
-        gamma, gae_lambda: as in :func:`thrust_cli.advantage.gae`.
+        gamma, gae_lambda: as in :func:`thrust_cli.learn.advantage.gae`.
         advantages, returns: outputs, same shape and dtype.
         time_major: the arrays are [T, R].
 
@@ -144,7 +144,7 @@ def vtrace(
         rewards, values, next_values: [R, T] (or [T, R] if ``time_major``) float32 or float64, one dtype.
         terminals, dones: same shape, uint8, nonzero meaning true.
         ratios: pi(a_t|s_t) / mu(a_t|s_t), unclipped (torch computes the exp, vectorized, before the call).
-        gamma, gae_lambda, rho_bar, c_bar, rho_pg_bar: as in :func:`thrust_cli.advantage.vtrace`.
+        gamma, gae_lambda, rho_bar, c_bar, rho_pg_bar: as in :func:`thrust_cli.learn.advantage.vtrace`.
         pg_advantages, value_targets: outputs, same shape and dtype.
         time_major: the arrays are [T, R].
 

@@ -16,8 +16,8 @@ from typing import Any
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
-from .config import validate
-from .envs import make_env
+from thrust_cli.run.config import validate
+from thrust_cli.vector.envs import make_env
 
 ENV_SIZES = (1, 64, 1024, 4096)
 ADVANTAGE_SIZE = (8192, 64)  # rows x steps: the size PufferLib's CPU advantage op is quoted at
@@ -57,7 +57,7 @@ def env_steps_per_second(env_cfg: Any, num_envs: int, seconds: float, repeats: i
 def vector_steps_per_second(run: Any, seconds: float, repeats: int = 5) -> float:
     """Median agent-steps/s of ``recv()``/``send()`` through the vectorizer of ``run`` with pre-drawn random
     actions (no learner)."""
-    from .envs import make_vector
+    from thrust_cli.vector.envs import make_vector
 
     vec = make_vector(run)
     try:
@@ -85,7 +85,7 @@ def compare_vectorizers(
     cfg: DictConfig, num_envs: int, seconds: float, echo: Callable[[str], Any] | None
 ) -> dict[str, float]:
     """Serial vs multiprocessing sync vs async (half the envs per batch) over ``num_envs`` envs."""
-    from .config import resolve_num_workers
+    from thrust_cli.vector.envs import resolve_num_workers
 
     workers = resolve_num_workers("auto", num_envs)
     contenders = {
@@ -144,7 +144,7 @@ def bench_advantage(rows: int = 8192, horizon: int = 64, repeats: int = 21, thre
     """
     import torch
 
-    from .advantage import gae, gae_torch, vtrace, vtrace_torch
+    from thrust_cli.learn.advantage import gae, gae_torch, vtrace, vtrace_torch
 
     gen = torch.Generator().manual_seed(0)
     shape = (rows, horizon)
@@ -216,12 +216,12 @@ def run_bench(
                     f"C on a rollout's .T {ms[name + '_c_time_major']:6.2f}"
                 )
     if vec_envs > 0:
-        from .envs import agents_per_env
+        from thrust_cli.vector.envs import agents_per_env
 
         num_envs = max(2, vec_envs // agents_per_env(run.env))  # vec_envs counts agents
         result["vectorizers_steps_per_s"] = compare_vectorizers(cfg, num_envs, seconds, echo)
     if train_steps > 0:
-        from .train import train
+        from thrust_cli.commands.train import train
 
         train_cfg: Any = OmegaConf.merge(
             cfg, {"train": {"total_timesteps": train_steps, "progress": "none", "target_return": None}}

@@ -24,8 +24,8 @@ import uuid
 from pathlib import Path
 from typing import Any, Protocol
 
-from .config import LOGGER_EXTRAS, ConfigError
-from .tbwriter import ScalarWriter
+from thrust_cli.run.config import LOGGER_EXTRAS, ConfigError
+from thrust_cli.run.tbwriter import ScalarWriter
 
 IDS_FILE = "logger_ids.json"
 
@@ -172,7 +172,7 @@ class NeptuneBackend:
 
 
 def make_backends(run_dir: Path, cfg: Any, run_config: Any, resume_step: int | None) -> list[Backend]:
-    """The backends named by ``cfg.backends`` (a :class:`~thrust_cli.config.LoggerConfig`), in that order.
+    """The backends named by ``cfg.backends`` (a :class:`~thrust_cli.run.config.LoggerConfig`), in that order.
 
     Raises:
         ConfigError: a backend's package is missing or it failed to start (those already started are closed).

@@ -23,7 +23,7 @@ class ConfigError(ValueError):
 
 def conf_dir() -> Path:
     """``conf/`` of this installation: inside the package when installed, at the repo root when editable."""
-    here = Path(__file__).resolve().parent
+    here = Path(__file__).resolve().parents[1]  # the thrust_cli package
     for candidate in (here / "conf", here.parent / "conf"):
         if (candidate / "config.yaml").is_file():
             return candidate
@@ -325,16 +325,6 @@ def validate(cfg: DictConfig) -> DictConfig:
     return typed
 
 
-def resolve_num_workers(num_workers: Any, num_envs: int) -> int:
-    """``auto``: the most workers, at most one per CPU core, that divide ``num_envs`` evenly."""
-    if num_workers != "auto":
-        return int(num_workers)
-    import os
-
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    return max(w for w in range(1, max(1, min(cores, num_envs)) + 1) if num_envs % w == 0)
-
-
 def _check_algo(algo: Any, policy: str) -> None:
     """Cross-field checks of the ``algo`` options."""
     if (policy == "lstm" or algo.prio) and algo.num_steps % algo.bptt_horizon:
@@ -367,6 +357,8 @@ def _check_vec(vec: Any, num_envs: int) -> None:
         if num_envs % vec.num_objects:
             raise ConfigError(f"env.num_envs={num_envs} must be a multiple of vec.num_objects={vec.num_objects}")
         return
+    from thrust_cli.vector.envs import resolve_num_workers
+
     workers = resolve_num_workers(vec.num_workers, num_envs)
     if num_envs % workers:
         raise ConfigError(f"env.num_envs={num_envs} must be a multiple of vec.num_workers={workers}")

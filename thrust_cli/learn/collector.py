@@ -10,7 +10,7 @@ Two rollout buffers alternate. A group that completes the next rollout too while
 the current one (its worker got more CPU) starts its part of that next rollout again from row 0, overwriting
 its own rows: every rollout still holds T consecutive steps of each agent with their bootstrap value, nothing
 blocks, and no group can run two rollouts ahead (which would leave a rollout that never completes).
-Index convention: :mod:`thrust_cli.rollout`.
+Index convention: :mod:`thrust_cli.learn.rollout`.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .rollout import EpisodeTracker, Rollout
+from thrust_cli.learn.rollout import EpisodeTracker, Rollout
 
 GroupKey = tuple[int, int]
 

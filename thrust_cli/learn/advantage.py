@@ -2,7 +2,7 @@
 
 Time is the LAST axis and row t describes the transition t → t+1; the full index convention (which step a
 reward, terminal or truncation belongs to, and where ``next_values`` comes from at a truncation) is written once,
-in :mod:`thrust_cli.rollout`.
+in :mod:`thrust_cli.learn.rollout`.
 
 :func:`gae` and :func:`vtrace` run CPU float32/float64 tensors through the C loops of
 :mod:`thrust_cli.kernels.advantage` (no GIL, one pass per row) and everything else (CUDA, half precision,
@@ -16,8 +16,8 @@ from typing import Any
 
 import torch
 
-from .kernels.advantage import gae as _gae_kernel  # compiled by setup.py, like the env bindings
-from .kernels.advantage import vtrace as _vtrace_kernel
+from thrust_cli.kernels.advantage import gae as _gae_kernel  # compiled by setup.py, like the env bindings
+from thrust_cli.kernels.advantage import vtrace as _vtrace_kernel
 
 _KERNEL_DTYPES = (torch.float32, torch.float64)
 

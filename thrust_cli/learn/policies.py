@@ -1,6 +1,6 @@
 """Policies: MLP and LSTM actor-critics with a categorical head (Discrete actions) or a Gaussian head (Box).
 
-The actor head outputs the parameters of ``policy.dist`` (:mod:`thrust_cli.distributions`): logits, or the
+The actor head outputs the parameters of ``policy.dist`` (:mod:`thrust_cli.learn.distributions`): logits, or the
 Gaussian mean; ``policy.dist`` samples, evaluates log-probs and maps samples to env actions.
 
 Orthogonal init as in the PPO reference implementations: gain sqrt(2) on hidden layers, 0.01 on the policy head,
@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .distributions import Categorical, Gaussian
+from thrust_cli.learn.distributions import Categorical, Gaussian
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {"tanh": nn.Tanh, "relu": nn.ReLU, "gelu": nn.GELU}
 

@@ -1,6 +1,6 @@
 """Multiprocessing vectorizer: env blocks stepped by worker processes in shared memory, without busy-polling.
 
-Same protocol as :class:`thrust_cli.vector.Serial` (``reset / send / recv / log / close``).
+Same protocol as :class:`thrust_cli.vector.serial.Serial` (``reset / send / recv / log / close``).
 
 Memory: the parent allocates every buffer (observations, actions, rewards, terminals, truncations,
 final_observations, agent ids, and a control row per worker) once, in one anonymous shared block (a Linux
@@ -62,8 +62,7 @@ import gymnasium
 import numpy as np
 
 from envs_cython.base import Buffers, action_dtype
-
-from .vector import EnvCreator, VectorizerError, merge_logs, probe_env
+from thrust_cli.vector.serial import EnvCreator, VectorizerError, merge_logs, probe_env
 
 __all__ = ["DEFAULT_PARENT_SPIN_US", "DEFAULT_SPIN_US", "Multiprocessing", "VectorizerError"]
 

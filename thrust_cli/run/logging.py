@@ -1,7 +1,7 @@
 """Run logging: ``metrics.jsonl`` (always), the chosen metric backends, and a progress display.
 
-Backends (the ``logger`` config group, :mod:`thrust_cli.loggers`): TensorBoard, W&B, Neptune, several at once;
-each receives the same metric dict per log call. The display is the live dashboard (:mod:`thrust_cli.dashboard`)
+Backends (the ``logger`` config group, :mod:`thrust_cli.run.loggers`): TensorBoard, W&B, Neptune, several at once;
+each receives the same metric dict per log call. The display is the live dashboard (:mod:`thrust_cli.run.dashboard`)
 on a terminal, a one-line rich progress bar there with ``logger.dashboard=false``, and plain lines (at most one
 per second) otherwise.
 """
@@ -14,8 +14,8 @@ import time
 from pathlib import Path
 from typing import Any, TextIO
 
-from .config import LoggerConfig
-from .loggers import Backend, make_backends
+from thrust_cli.run.config import LoggerConfig
+from thrust_cli.run.loggers import Backend, make_backends
 
 
 class RunLogger:
@@ -25,7 +25,7 @@ class RunLogger:
         run_dir: the run directory.
         total_steps: planned env steps (for the progress display).
         progress: ``auto`` | ``rich`` | ``plain`` | ``none`` (``train.progress``).
-        logger: the ``logger`` config (:class:`~thrust_cli.config.LoggerConfig` or its DictConfig); None: defaults.
+        logger: the ``logger`` config (:class:`~thrust_cli.run.config.LoggerConfig` or its DictConfig); None: defaults.
         run_config: the run's config as plain containers, stored by W&B and Neptune with the run.
         stream: where progress goes (stderr by default, so stdout stays clean for the run path).
         resume_step: when resuming from a checkpoint at this step, drop later metrics of the old segment.
@@ -66,7 +66,7 @@ class RunLogger:
         self._live: Any = None
         self._dashboard: Any = None
         if progress == "rich" and cfg.dashboard:
-            from .dashboard import Dashboard
+            from thrust_cli.run.dashboard import Dashboard
 
             env = run_config.get("env", {}).get("name") if isinstance(run_config, dict) else None
             title = " · ".join(t for t in (env, cfg.run_name or self.run_dir.name) if t)

@@ -4,7 +4,7 @@ Sweeps are expanded with Hydra's own override grammar (the cartesian product of 
 Hydra's basic sweeper does). Each job is a full ``thrust train`` run in its own process, with its run directory
 at ``<sweep dir>/<job number>``, so a job that crashes, diverges or gets a bad value is recorded as failed and the
 sweep goes on. At the end: ``sweep_summary.csv`` in the sweep directory and a table. Bayesian search
-(``thrust sweep --hpo``, :mod:`thrust_cli.hpo`) runs its trials through the same :func:`run_job`.
+(``thrust sweep --hpo``, :mod:`thrust_cli.commands.hpo`) runs its trials through the same :func:`run_job`.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from .config import ConfigError
+from thrust_cli.run.config import ConfigError
 
 SUMMARY_FIELDS = ("job", "overrides", "status", "objective", "sps", "steps", "seconds", "run_dir", "error")
 

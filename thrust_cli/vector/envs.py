@@ -6,8 +6,7 @@ from functools import partial
 from typing import Any
 
 from envs_cython.base import Env
-
-from .vector import EnvCreator, Serial
+from thrust_cli.vector.serial import EnvCreator, Serial
 
 
 def env_creator(env_cfg: Any) -> EnvCreator:
@@ -56,8 +55,7 @@ def make_vector(cfg: Any, seed: int | None = None) -> Any:
     if cfg.vec.name == "serial":
         return Serial(env_creator(cfg.env), cfg.env.num_envs, cfg.vec.num_objects, seed=seed)
     if cfg.vec.name == "multiprocessing":
-        from .config import resolve_num_workers
-        from .vector_mp import Multiprocessing
+        from thrust_cli.vector.multiprocessing import Multiprocessing
 
         return Multiprocessing(
             env_creator(cfg.env),
@@ -68,3 +66,13 @@ def make_vector(cfg: Any, seed: int | None = None) -> Any:
             start_method=cfg.vec.start_method,
         )
     raise ValueError(f"unknown vectorizer '{cfg.vec.name}'; allowed: serial, multiprocessing")
+
+
+def resolve_num_workers(num_workers: Any, num_envs: int) -> int:
+    """``auto``: the most workers, at most one per CPU core, that divide ``num_envs`` evenly."""
+    if num_workers != "auto":
+        return int(num_workers)
+    import os
+
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(w for w in range(1, max(1, min(cores, num_envs)) + 1) if num_envs % w == 0)

@@ -1,6 +1,6 @@
 """safetensors export: the policy's ``state_dict`` under its own names, with JSON metadata describing the
 architecture, spaces and tensor layout, enough to rebuild the policy without Thrust's config
-(:func:`load_safetensors_policy`). Also the helpers the ONNX export shares (:mod:`thrust_cli.export`).
+(:func:`load_safetensors_policy`). Also the helpers the ONNX export shares (:mod:`thrust_cli.commands.export`).
 
 safetensors is imported inside the functions; a missing package is reported in one line. See docs/export.md.
 """
@@ -16,9 +16,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from .distributions import Gaussian
-from .evaluate import load_policy
-from .policies import LSTMPolicy, MLPPolicy
+from thrust_cli.learn.distributions import Gaussian
+from thrust_cli.learn.policies import LSTMPolicy, MLPPolicy
+from thrust_cli.run.checkpoint import load_policy
 
 FORMAT = "thrust-policy"
 FORMAT_VERSION = "1"

@@ -12,6 +12,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from omegaconf import OmegaConf
+
+from thrust_cli.learn.policies import make_policy
 
 CHECKPOINT_DIR = "checkpoints"
 BEST = "best.pt"
@@ -97,3 +100,22 @@ def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
         raise ValueError(f"'{file}' is not a Thrust checkpoint (missing {', '.join(sorted(missing))})")
     state["path"] = str(file)
     return state
+
+
+def load_policy(path: str | os.PathLike[str]) -> tuple[torch.nn.Module, Any, dict[str, Any]]:
+    """Rebuild the policy of a checkpoint; return ``(policy, run config, checkpoint)``."""
+    state = load_checkpoint(path)
+    cfg = OmegaConf.create(state["config"])
+    spaces = state["spaces"]
+    action = spaces.get("action", {"type": "Discrete"})
+    box = (action["low"], action["high"]) if action["type"] == "Box" else None
+    policy = make_policy(tuple(spaces["obs_shape"]), spaces["num_actions"], cfg.policy, spaces.get("num_codes"), box)
+    try:
+        policy.load_state_dict(state["policy"])
+    except RuntimeError as exc:
+        first = str(exc).splitlines()[1].strip() if len(str(exc).splitlines()) > 1 else str(exc)
+        raise ValueError(
+            f"checkpoint '{state['path']}' does not fit this version's {cfg.policy.name} policy: {first}"
+        ) from None
+    policy.eval()
+    return policy, cfg, state

@@ -4,7 +4,7 @@
 update k of n, elapsed and remaining time, where the time goes (env, inference, copy, learn), the PPO losses,
 episode statistics and the env's own ``env/*`` statistics. Missing keys show as ``-``.
 :class:`Dashboard` redraws it at most ``max_fps`` times a second; :func:`snapshot` records it to text and SVG
-(``python -m thrust_cli.dashboard RUN_DIR --svg out.svg --text out.txt`` for the last line of a run).
+(``python -m thrust_cli.run.dashboard RUN_DIR --svg out.svg --text out.txt`` for the last line of a run).
 """
 
 from __future__ import annotations
@@ -235,8 +235,8 @@ def planned_steps(run_dir: Path, metrics: dict[str, Any]) -> int | None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m thrust_cli.dashboard RUN_DIR [--svg F] [--text F]``: a snapshot of a run's last metrics."""
-    parser = argparse.ArgumentParser(prog="python -m thrust_cli.dashboard", description=main.__doc__)
+    """``python -m thrust_cli.run.dashboard RUN_DIR [--svg F] [--text F]``: a snapshot of a run's last metrics."""
+    parser = argparse.ArgumentParser(prog="python -m thrust_cli.run.dashboard", description=main.__doc__)
     parser.add_argument("run_dir", type=Path)
     parser.add_argument("--svg", type=Path, help="write the snapshot as SVG")
     parser.add_argument("--text", type=Path, help="write the snapshot as plain text")

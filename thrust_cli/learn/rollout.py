@@ -57,7 +57,7 @@ class Rollout:
         """Zeroed tensors; with ``hidden_size`` also the start states of ``segments`` segments per agent.
 
         Actions are int64 [T, N] for Discrete spaces, or float32 [T, N, *action_shape] pre-squash samples of a
-        Gaussian head for Box spaces (see :mod:`thrust_cli.distributions`).
+        Gaussian head for Box spaces (see :mod:`thrust_cli.learn.distributions`).
         """
         T, N = num_steps, num_agents
 

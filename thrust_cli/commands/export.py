@@ -7,13 +7,13 @@ inputs at batch 1 and 7, and a difference above :data:`TOLERANCE` deletes the fi
 
 safetensors: the policy's ``state_dict`` under its own names, with JSON metadata describing the architecture,
 spaces and tensor layout, enough to rebuild the policy without Thrust's config (:func:`load_safetensors_policy`);
-written by :mod:`thrust_cli.safetensors_format`, whose API is re-exported here.
+written by :mod:`thrust_cli.commands.safetensors_format`, whose API is re-exported here.
 
 Discrete policies export ``logits``; Gaussian (Box) policies export the deterministic env action (the clipped or
 tanh-squashed mean, what ``thrust eval`` runs by default), the pre-squash mean and ``log_std``, from which a caller
 can sample (:func:`output_names`).
 
-onnx, onnxscript, onnxruntime and safetensors are imported inside the functions: ``import thrust_cli.export``
+onnx, onnxscript, onnxruntime and safetensors are imported inside the functions: ``import thrust_cli.commands.export``
 costs nothing extra, and a missing package is reported in one line. See docs/export.md.
 """
 
@@ -35,8 +35,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .evaluate import load_policy
-from .safetensors_format import (  # noqa: F401 - the safetensors API is re-exported here
+from thrust_cli.commands.safetensors_format import (  # noqa: F401 - the safetensors API is re-exported here
     FORMAT,
     FORMAT_VERSION,
     SAFETENSORS_MISSING,
@@ -47,6 +46,7 @@ from .safetensors_format import (  # noqa: F401 - the safetensors API is re-expo
     load_safetensors_policy,
     read_safetensors_metadata,
 )
+from thrust_cli.run.checkpoint import load_policy
 
 DEFAULT_OPSET = 18
 TOLERANCE = 1e-4
@@ -181,7 +181,7 @@ def export_policy_onnx(
     Feed-forward policies (``policy(obs) -> (logits, values)``) get inputs ``observations`` and outputs
     ``logits, values``. Recurrent ones (:func:`is_recurrent`; ``policy(obs, (h, c)) -> (logits, values, (h, c))``
     and ``initial_state(batch) -> (h, c)``) also get inputs ``h_in, c_in`` and outputs ``h_out, c_out``.
-    A policy whose ``dist`` is a :class:`~thrust_cli.distributions.Gaussian` (its forward returns the mean in
+    A policy whose ``dist`` is a :class:`~thrust_cli.learn.distributions.Gaussian` (its forward returns the mean in
     place of logits) outputs ``action, action_mean, values, log_std`` instead of ``logits, values``
     (:func:`output_names`). The file is written to a temporary name and renamed only after the check passes.
 

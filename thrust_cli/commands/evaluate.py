@@ -11,29 +11,9 @@ import numpy as np
 import torch
 from omegaconf import OmegaConf
 
-from .checkpoint import load_checkpoint
-from .config import ConfigError, validate
-from .envs import agents_per_env, make_env
-from .policies import make_policy
-
-
-def load_policy(path: str | os.PathLike[str]) -> tuple[torch.nn.Module, Any, dict[str, Any]]:
-    """Rebuild the policy of a checkpoint; return ``(policy, run config, checkpoint)``."""
-    state = load_checkpoint(path)
-    cfg = OmegaConf.create(state["config"])
-    spaces = state["spaces"]
-    action = spaces.get("action", {"type": "Discrete"})
-    box = (action["low"], action["high"]) if action["type"] == "Box" else None
-    policy = make_policy(tuple(spaces["obs_shape"]), spaces["num_actions"], cfg.policy, spaces.get("num_codes"), box)
-    try:
-        policy.load_state_dict(state["policy"])
-    except RuntimeError as exc:
-        first = str(exc).splitlines()[1].strip() if len(str(exc).splitlines()) > 1 else str(exc)
-        raise ValueError(
-            f"checkpoint '{state['path']}' does not fit this version's {cfg.policy.name} policy: {first}"
-        ) from None
-    policy.eval()
-    return policy, cfg, state
+from thrust_cli.run.checkpoint import load_policy
+from thrust_cli.run.config import ConfigError, validate
+from thrust_cli.vector.envs import agents_per_env, make_env
 
 
 def evaluate(

@@ -5,7 +5,7 @@ config: the objective (a ``summary.json`` key) and its direction, the number of 
 overrides every trial gets (``fixed``), the search space (``params``: one ``float``, ``int`` or ``categorical``
 distribution per override key) and trials to run first (``enqueue``).
 
-Each trial is one ``thrust train`` process run by :func:`thrust_cli.sweep.run_job`, so a crash, a NaN or a bad
+Each trial is one ``thrust train`` process run by :func:`thrust_cli.commands.sweep.run_job`, so a crash, a NaN or a bad
 value is a failed trial, told to Optuna as ``FAIL``, and the study goes on. Trials go through Optuna's ask/tell
 interface (``jobs`` threads, each waiting on its own process); the study lives in an RDB storage, SQLite by
 default (``<sweep dir>/study.db``), so the same ``--storage`` and ``--study-name`` resume it.
@@ -31,8 +31,16 @@ from typing import TYPE_CHECKING, Any
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from .config import ConfigError, _check_node, compose_config, conf_dir, one_of, optional_positive, positive
-from .sweep import SUMMARY_FIELDS, expand, make_sweep_dir, run_job, write_summary
+from thrust_cli.commands.sweep import SUMMARY_FIELDS, expand, make_sweep_dir, run_job, write_summary
+from thrust_cli.run.config import (
+    ConfigError,
+    _check_node,
+    compose_config,
+    conf_dir,
+    one_of,
+    optional_positive,
+    positive,
+)
 
 if TYPE_CHECKING:
     import optuna
