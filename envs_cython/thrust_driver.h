@@ -50,13 +50,67 @@ static inline double thrust_median(double* v, int n) {
     return v[n / 2];
 }
 
-/* main() of a driver with a check mode (no arguments) and a bench mode (`--bench`); 2 on other arguments. */
-static inline int thrust_driver_main(int argc, char** argv, int (*run_check)(void), int (*run_bench)(void)) {
-    if (argc == 2 && strcmp(argv[1], "--bench") == 0) {
+/* Timed repetitions of a bench mode, each driver's medians are over these: THRUST_BENCH_MAX_REPS unless
+ * `--bench --reps N` asks for fewer (`thrust bench --seconds 0.05` does, to stay quick). */
+#define THRUST_BENCH_MAX_REPS 15
+static int thrust_bench_reps = THRUST_BENCH_MAX_REPS;
+
+/* A `--name VALUE` option of a bench mode: an int in [lo, hi] stored into *value. */
+typedef struct ThrustOption {
+    const char* name;
+    int* value;
+    int lo, hi;
+} ThrustOption;
+
+static inline void thrust_usage(const char* program, const ThrustOption* options, int count) {
+    fprintf(stderr, "usage: %s [--bench [--reps 1..%d]", program, THRUST_BENCH_MAX_REPS);
+    for (int k = 0; k < count; k++) {
+        fprintf(stderr, " [%s %d..%d]", options[k].name, options[k].lo, options[k].hi);
+    }
+    fprintf(stderr, "]\n");
+}
+
+/* Parse argv[first..argc) as `--name VALUE` pairs of `options` or `--reps`; 0 (after saying why) on a name
+ * that is neither, a missing value, or a value that is not a decimal int in range. */
+static inline int thrust_parse_options(int argc, char** argv, int first, const ThrustOption* options, int count) {
+    for (int i = first; i < argc; i += 2) {
+        ThrustOption option = {"--reps", &thrust_bench_reps, 1, THRUST_BENCH_MAX_REPS};
+        int known = strcmp(argv[i], option.name) == 0;
+        for (int k = 0; k < count && !known; k++) {
+            if (strcmp(argv[i], options[k].name) == 0) {
+                option = options[k];
+                known = 1;
+            }
+        }
+        if (!known || i + 1 >= argc) {
+            fprintf(stderr, THRUST_DRIVER ": %s '%s'\n", known ? "no value after" : "unknown option", argv[i]);
+            return 0;
+        }
+        char* end = NULL;
+        long value = strtol(argv[i + 1], &end, 10);
+        if (end == argv[i + 1] || *end != '\0' || value < option.lo || value > option.hi) {
+            fprintf(stderr, THRUST_DRIVER ": %s %s: expected an integer in [%d, %d]\n", option.name, argv[i + 1],
+                    option.lo, option.hi);
+            return 0;
+        }
+        *option.value = (int)value;
+    }
+    return 1;
+}
+
+/* main() of a driver with a check mode (no arguments) and a bench mode (`--bench`, then `--reps N` and the
+ * driver's own `options`, which set the variables they point to before run_bench runs); 2 on other arguments. */
+static inline int thrust_driver_main(int argc, char** argv, int (*run_check)(void), int (*run_bench)(void),
+                                     const ThrustOption* options, int count) {
+    if (argc >= 2 && strcmp(argv[1], "--bench") == 0) {
+        if (!thrust_parse_options(argc, argv, 2, options, count)) {
+            thrust_usage(argv[0], options, count);
+            return 2;
+        }
         return run_bench();
     }
     if (argc != 1) {
-        fprintf(stderr, "usage: %s [--bench]\n", argv[0]);
+        thrust_usage(argv[0], options, count);
         return 2;
     }
     return run_check();

@@ -20,8 +20,61 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
-EXTRA_ARGS = {"allow_extra_args": True, "ignore_unknown_options": True}
+EXTRA_ARGS = {"allow_extra_args": True, "ignore_unknown_options": True, "help_option_names": ["-h", "--help"]}
+DEBUG_ENV = "THRUST_DEBUG"
+
+
+def _classic_help() -> None:
+    """Help text as click users read it: flags without a value placeholder, arguments as ``RUN`` / ``[RUN]``.
+
+    Typer 0.29 prints every flag with a type (``--json <bool>``, which reads as if it took a value) and a
+    required argument as ``{run}``. Both come from two methods of typer.core; they are replaced only where this
+    Typer has them, so another Typer version keeps its own help.
+    """
+    from typer import core
+
+    option_type = getattr(core.TyperOption, "display_type_rich", None)
+    if option_type is not None:
+
+        def display_type_rich(self: Any, ctx: Any) -> str | None:
+            return None if getattr(self, "is_flag", False) and self.metavar is None else option_type(self, ctx)
+
+        core.TyperOption.display_type_rich = display_type_rich  # type: ignore[method-assign]
+    if hasattr(core.TyperArgument, "_usage_display_name"):
+
+        def usage_name(self: Any) -> str:
+            name = str(self.display_name_raw).upper()
+            name = name if self.required else f"[{name}]"
+            return name + ("..." if self.nargs != 1 else "")
+
+        core.TyperArgument._usage_display_name = usage_name  # type: ignore[method-assign]
+
+
+_classic_help()
+
+
+def _version(value: bool) -> None:
+    if value:
+        from thrust_cli import __version__
+
+        typer.echo(f"thrust {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main_options(
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
+    debug: bool = typer.Option(
+        False, "--debug", help=f"Show the full traceback of an unexpected error ({DEBUG_ENV}=1)."
+    ),
+) -> None:
+    """Thrust: fast reinforcement learning. Configs compose Hydra groups: env, policy, algo, vec, logger."""
+    if debug:
+        os.environ[DEBUG_ENV] = "1"
 
 
 def fail(message: str, code: int = 2) -> None:
@@ -64,6 +117,34 @@ def make_run_dir(cfg: Any, overrides: list[str]) -> Path:
     return run_dir.resolve()
 
 
+def _resolved(node: Any) -> Any:
+    """``node`` with every interpolation resolved that can be; the rest stay as written.
+
+    Outside a multirun Hydra leaves ``hydra.job.num`` (and what interpolates it, ``hydra.sweep.subdir``)
+    unset, so resolving the whole hydra node at once fails; ``--cfg hydra --resolve`` shows those as ``${...}``.
+    """
+    from omegaconf import DictConfig, ListConfig, OmegaConf
+
+    def walk(cfg: Any) -> Any:
+        keys = range(len(cfg)) if isinstance(cfg, ListConfig) else list(cfg.keys())
+        out: Any = [] if isinstance(cfg, ListConfig) else {}
+        for key in keys:
+            raw = cfg._get_node(key)
+            try:
+                value = cfg[key]
+            except Exception:
+                value = raw._value() if hasattr(raw, "_value") else str(raw)
+            if isinstance(value, (DictConfig, ListConfig)):
+                value = walk(value)
+            if isinstance(out, list):
+                out.append(value)
+            else:
+                out[key] = value
+        return out
+
+    return OmegaConf.create(walk(node))
+
+
 @app.command(context_settings=EXTRA_ARGS)
 def train(
     ctx: typer.Context,
@@ -84,7 +165,8 @@ def train(
         if cfg not in ("job", "hydra", "all"):
             fail(f"--cfg={cfg} is invalid; allowed: job, hydra, all")
         node = {"job": run_part(composed), "hydra": {"hydra": composed.hydra}, "all": composed}[cfg]
-        typer.echo(OmegaConf.to_yaml(OmegaConf.create(node) if isinstance(node, dict) else node, resolve=resolve))
+        node = OmegaConf.create(node) if isinstance(node, dict) else node
+        typer.echo(OmegaConf.to_yaml(_resolved(node) if resolve else node))
         return
     from thrust_cli.run.config import ConfigError
 
@@ -97,6 +179,12 @@ def train(
         except ConfigError as exc:
             fail(str(exc))
     else:
+        from thrust_cli.commands.train import TrainingError, preflight
+
+        try:  # a run that cannot start (no CUDA, unknown gym id) fails before it has a directory
+            preflight(composed)
+        except (ConfigError, TrainingError, ValueError) as exc:
+            fail(str(exc), code=1)
         run_dir = make_run_dir(composed, overrides)
 
     from thrust_cli.commands.train import TrainingError
@@ -140,7 +228,8 @@ def sweep(
     """Run a sweep: every combination of `key=a,b,...` overrides is a full `thrust train` run.
 
     Example: `thrust sweep -m lr=1e-3,3e-4 env.num_envs=16,32`. Writes sweep_summary.csv into the sweep
-    directory (the last line printed); failed jobs are recorded and the sweep goes on.
+    directory (the last line printed); failed jobs are recorded and the sweep goes on (exit 1 if all fail).
+    Ctrl-C stops the running jobs (each saves), starts no more and still writes the summary (exit 130).
     With `--hpo cartpole` it is a Bayesian search (Optuna) over the space in conf/hpo/cartpole.yaml instead; the
     same --storage and --study-name resume a study, and best.yaml holds the best trial's overrides.
     """
@@ -163,11 +252,17 @@ def sweep(
         fail("nothing to sweep; give overrides such as lr=1e-3,3e-4")
     objective = objective or "mean_return_last_100"
     try:
-        directory, rows = run_sweep(overrides, sweep_dir, objective, jobs, echo=lambda line: typer.echo(line, err=True))
+        result = run_sweep(overrides, sweep_dir, objective, jobs, echo=lambda line: typer.echo(line, err=True))
     except ConfigError as exc:
         fail(str(exc))
-    print_table(rows, objective, maximize=not minimize)
-    typer.echo(str(directory))
+    print_table(result.rows, objective, maximize=not minimize)
+    if result.interrupted:
+        typer.echo("interrupted: the running jobs were stopped; jobs not started are listed as skipped", err=True)
+    typer.echo(str(result.sweep_dir))
+    if result.interrupted:
+        raise typer.Exit(130)
+    if all(row["status"] == "failed" for row in result.rows):
+        fail(f"all {len(result.rows)} jobs failed; see sweep_summary.csv for the errors", code=1)
 
 
 def _hpo_sweep(
@@ -203,8 +298,10 @@ def _hpo_sweep(
         fail(str(exc))
     print_table(result.rows, spec.objective, spec.direction == "maximize", "trial", "params")
     failed = sum(row["status"] == "failed" for row in result.rows)
+    stopped = sum(row["status"] in ("interrupted", "skipped") for row in result.rows)
+    also = f", {stopped} stopped by Ctrl-C" if stopped else ""
     typer.echo(
-        f"study '{result.study_name}': {len(result.rows)} trials ({failed} failed) in {result.storage}", err=True
+        f"study '{result.study_name}': {len(result.rows)} trials ({failed} failed{also}) in {result.storage}", err=True
     )
     if result.best_trial is not None:
         typer.echo(f"best trial {result.best_trial}: {spec.objective} = {result.best_value:.6g}", err=True)
@@ -221,7 +318,9 @@ def _hpo_sweep(
 @app.command("eval", context_settings=EXTRA_ARGS)
 def eval_(
     ctx: typer.Context,
-    run: Path = typer.Argument(..., help="A run directory (its latest checkpoint) or a checkpoint file."),
+    run: Path | None = typer.Argument(
+        None, help="A run directory (its latest checkpoint) or a checkpoint file (default: the latest run in outputs/)."
+    ),
     episodes: int = typer.Option(100, "--episodes", "-n", min=1, help="Episodes to run."),
     seed: int = typer.Option(12345, "--seed", help="Seed of the evaluation envs (fixed by default)."),
     stochastic: bool = typer.Option(False, "--stochastic", help="Sample actions instead of taking the argmax."),
@@ -230,9 +329,16 @@ def eval_(
 ) -> None:
     """Evaluate a trained policy: mean ± std return over N episodes. Extra arguments override the env config."""
     from thrust_cli.commands.evaluate import evaluate
+    from thrust_cli.run.checkpoint import latest_run
 
+    overrides = list(ctx.args)
+    if run is not None and "=" in str(run) and not run.exists():  # `thrust eval env.max_steps=1000`: no run named
+        overrides, run = [str(run), *overrides], None
     try:
-        result = evaluate(run, episodes=episodes, seed=seed, deterministic=not stochastic, overrides=ctx.args, gif=gif)
+        if run is None:
+            run = latest_run()
+            typer.echo(f"using the latest run: {run}", err=True)
+        result = evaluate(run, episodes=episodes, seed=seed, deterministic=not stochastic, overrides=overrides, gif=gif)
     except (FileNotFoundError, ValueError) as exc:
         fail(str(exc))
     if as_json:
@@ -246,22 +352,34 @@ def eval_(
 
 @app.command()
 def export(
-    run: Path = typer.Argument(..., help="A run directory (its latest checkpoint) or a checkpoint file."),
+    run: Path | None = typer.Argument(
+        None, help="A run directory (its latest checkpoint) or a checkpoint file (default: the latest run in outputs/)."
+    ),
     onnx: bool = typer.Option(False, "--onnx", help="One self-contained .onnx file, checked with onnxruntime."),
     safetensors: bool = typer.Option(False, "--safetensors", help="Weights plus the metadata to rebuild the policy."),
-    output: Path = typer.Option(None, "--output", "-o", help="Output file (default: <run>/export/policy.<ext>)."),
+    output: str | None = typer.Option(
+        None,
+        "--output",
+        "-o",
+        metavar="PATH",
+        help="A file, or a directory (existing, or ending in '/') to write policy.<ext> in; with both formats "
+        "FILE.onnx and FILE.safetensors (default: <run>/export/policy.<ext>).",
+    ),
 ) -> None:
     """Export a trained policy for runtimes without Thrust (docs/export.md)."""
     if not (onnx or safetensors):
         fail("choose a format: --onnx and/or --safetensors")
-    from thrust_cli.commands.export import export_onnx, export_safetensors
+    from thrust_cli.commands.export import export_onnx, export_safetensors, format_output
+    from thrust_cli.run.checkpoint import latest_run
 
     try:
+        if run is None:
+            run = latest_run()
+            typer.echo(f"using the latest run: {run}", err=True)
         if onnx:
-            typer.echo(export_onnx(run, output=output).summary())
+            typer.echo(export_onnx(run, output=format_output(output, ".onnx", safetensors)).summary())
         if safetensors:
-            out = output.with_suffix(".safetensors") if (output is not None and onnx) else output
-            typer.echo(f"wrote {export_safetensors(run, output=out)}")
+            typer.echo(f"wrote {export_safetensors(run, output=format_output(output, '.safetensors', onnx))}")
     except (FileNotFoundError, ValueError, ImportError) as exc:
         fail(str(exc), code=1)
 
@@ -322,9 +440,11 @@ def plot(
 def main() -> None:
     """Console-script entry point.
 
-    Ends with ``os._exit`` after flushing: torch's interpreter teardown costs ~0.4 s here, an eighth of the
-    whole time to solve CartPole. Everything a command writes is closed (and checkpoints fsynced) before it
-    returns, so nothing relies on atexit handlers.
+    An unexpected exception (a bug, or a fault no command foresaw) ends in ONE line naming the command and the
+    cause; ``THRUST_DEBUG=1`` or ``thrust --debug <command>`` shows the traceback instead. Ends with ``os._exit``
+    after flushing: torch's interpreter teardown costs ~0.4 s here, an eighth of the whole time to solve
+    CartPole. Everything a command writes is closed (and checkpoints fsynced) before it returns, so nothing
+    relies on atexit handlers.
     """
     code = 0
     try:
@@ -338,9 +458,26 @@ def main() -> None:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         code = 130
+    except Exception as exc:
+        if os.environ.get(DEBUG_ENV, "") not in ("", "0"):
+            import traceback
+
+            traceback.print_exc()
+        else:
+            print(f"error: {unexpected_error_line(exc)}", file=sys.stderr)
+        code = 1
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)
+
+
+def unexpected_error_line(exc: BaseException, argv: list[str] | None = None) -> str:
+    """``thrust <command> failed: <Type>: <first line of the message> (THRUST_DEBUG=1 shows the traceback)``."""
+    args = sys.argv[1:] if argv is None else argv
+    command = next((a for a in args if not a.startswith("-")), "")
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    cause = f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
+    return f"thrust {command} failed: {cause} ({DEBUG_ENV}=1 shows the traceback)".replace("thrust  ", "thrust ")
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@
  * steps/s of each and checks that all end in the same state, bit for bit:
  *   gcc -std=c99 -O3 -ffp-contract=off envs_cython/cartpole/cartpole_main.c -lm -o cartpole_bench \
  *       && ./cartpole_bench --bench
+ * `--bench --reps N` takes medians of N timed repetitions instead of 15.
  */
 #define THRUST_DRIVER "cartpole_main"
 #include "../thrust_driver.h"
@@ -22,7 +23,6 @@
 #define BENCH_ENVS 4096
 #define BENCH_ACTION_SETS 64
 #define BENCH_STEPS 250 /* step_all calls per timed repetition */
-#define BENCH_REPS 15
 
 /* The buffers Python would own, allocated in one place so main can free them in one place. */
 typedef struct Buffers {
@@ -243,7 +243,7 @@ typedef struct Contender {
     int32_t* ticks;
     uint64_t* rngs;
     CartPole* envs; /* the core only */
-    double sps[BENCH_REPS];
+    double sps[THRUST_BENCH_MAX_REPS];
 } Contender;
 
 static void contender_step(Contender* c, int n, const int32_t* actions) {
@@ -300,8 +300,8 @@ static int run_bench(void) {
             }
         }
         long t = 0;
-        for (int rep = -1; rep < BENCH_REPS; rep++) { /* rep -1 warms up */
-            for (int k = 0; k < 3; k++) {             /* interleaved, so load changes hit all alike */
+        for (int rep = -1; rep < thrust_bench_reps; rep++) { /* rep -1 warms up */
+            for (int k = 0; k < 3; k++) {                    /* interleaved, so load changes hit all alike */
                 double t0 = thrust_now_s();
                 for (int step = 0; step < BENCH_STEPS; step++) {
                     contender_step(&cs[k], n, &action_sets[(size_t)((t + step) % BENCH_ACTION_SETS) * n]);
@@ -314,8 +314,8 @@ static int run_bench(void) {
         }
         double median[3];
         for (int k = 0; k < 3; k++) {
-            median[k] = thrust_median(cs[k].sps, BENCH_REPS);
-            printf("%-26s %6.2fM steps/s (median of %d, %d envs)\n", cs[k].name, median[k] / 1e6, BENCH_REPS, n);
+            median[k] = thrust_median(cs[k].sps, thrust_bench_reps);
+            printf("%-26s %6.2fM steps/s (median of %d, %d envs)\n", cs[k].name, median[k] / 1e6, thrust_bench_reps, n);
         }
         for (int k = 0; k < 2; k++) {
             printf("ratio core / %s: %.3f\n", cs[k].name, median[2] / median[k]);
@@ -336,5 +336,5 @@ static int run_bench(void) {
 }
 
 int main(int argc, char** argv) {
-    return thrust_driver_main(argc, argv, run_check, run_bench);
+    return thrust_driver_main(argc, argv, run_check, run_bench, NULL, 0);
 }

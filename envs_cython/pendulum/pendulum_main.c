@@ -11,6 +11,7 @@
  * torques, interleaved; prints the median steps/s of each and checks that both end in the same state:
  *   gcc -std=c99 -O3 -ffp-contract=off envs_cython/pendulum/pendulum_main.c -lm -o pendulum_bench \
  *       && ./pendulum_bench --bench
+ * `--bench --reps N` takes medians of N timed repetitions instead of 15.
  */
 #define THRUST_DRIVER "pendulum_main"
 #include "../thrust_driver.h"
@@ -22,7 +23,6 @@
 #define BENCH_ENVS 4096
 #define BENCH_ACTION_SETS 64
 #define BENCH_STEPS 250 /* step_all calls per timed repetition */
-#define BENCH_REPS 15
 /* A hair below the lowest reward, -(pi^2 + 0.1 * 8^2 + 0.001 * 2^2) = -16.2736044 (Gymnasium's docstring). */
 #define MIN_REWARD -16.27361f
 
@@ -281,11 +281,11 @@ static int run_bench(void) {
     if (!ok) {
         fprintf(stderr, THRUST_DRIVER ": out of memory\n");
     } else {
-        double sps[2][BENCH_REPS];
+        double sps[2][THRUST_BENCH_MAX_REPS];
         const char* names[2] = {"plain C loop", "core c_step_all"};
         long t = 0;
-        for (int rep = -1; rep < BENCH_REPS; rep++) { /* rep -1 warms up */
-            for (int k = 0; k < 2; k++) {             /* interleaved, so load changes hit both alike */
+        for (int rep = -1; rep < thrust_bench_reps; rep++) { /* rep -1 warms up */
+            for (int k = 0; k < 2; k++) {                    /* interleaved, so load changes hit both alike */
                 double t0 = thrust_now_s();
                 for (int step = 0; step < BENCH_STEPS; step++) {
                     const float* actions = &action_sets[(size_t)((t + step) % BENCH_ACTION_SETS) * n];
@@ -305,8 +305,8 @@ static int run_bench(void) {
         }
         double median[2];
         for (int k = 0; k < 2; k++) {
-            median[k] = thrust_median(sps[k], BENCH_REPS);
-            printf("%-16s %6.2fM steps/s (median of %d, %d envs)\n", names[k], median[k] / 1e6, BENCH_REPS, n);
+            median[k] = thrust_median(sps[k], thrust_bench_reps);
+            printf("%-16s %6.2fM steps/s (median of %d, %d envs)\n", names[k], median[k] / 1e6, thrust_bench_reps, n);
         }
         printf("ratio core / plain C loop: %.3f\n", median[1] / median[0]);
         ok = memcmp(plain.b.state, b.state, sizeof(double) * 2 * n) == 0
@@ -322,5 +322,5 @@ static int run_bench(void) {
 }
 
 int main(int argc, char** argv) {
-    return thrust_driver_main(argc, argv, run_check, run_bench);
+    return thrust_driver_main(argc, argv, run_check, run_bench, NULL, 0);
 }

@@ -7,8 +7,9 @@
  *   gcc -std=c99 -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all \
  *       envs_cython/snake/snake_main.c -o snake_main && ./snake_main
  *
- * Bench mode: `./snake_main --bench` prints the median agent-steps/s of c_step on one board of 256 snakes and
- * on 16 such boards, with the default parameters and random actions (build with -O3 for that).
+ * Bench mode: `./snake_main --bench [--reps N]` prints the median agent-steps/s of c_step on one board of 256
+ * snakes and on 16 such boards (over N timed repetitions, 15 by default), with the default parameters and random
+ * actions (build with -O3 for that).
  */
 #define THRUST_DRIVER "snake_main"
 #include "../thrust_driver.h"
@@ -18,7 +19,6 @@
 #define CHECK_AGENT_STEPS 1000000
 #define BENCH_SNAKES 256
 #define BENCH_ACTION_SETS 64
-#define BENCH_REPS 15
 
 typedef struct Params {
     int32_t width, height, vision, num_snakes, num_food, max_steps;
@@ -312,9 +312,9 @@ static int bench_boards(int num_boards) {
             action_sets[j] = (int32_t)(thrust_next_u64(&action_rng) >> 62);
         }
         const int steps = 20000 / num_boards; /* about 5M agent-steps per repetition */
-        double sps[BENCH_REPS];
+        double sps[THRUST_BENCH_MAX_REPS];
         long t = 0;
-        for (int rep = -1; rep < BENCH_REPS; rep++) { /* rep -1 warms up */
+        for (int rep = -1; rep < thrust_bench_reps; rep++) { /* rep -1 warms up */
             double t0 = thrust_now_s();
             for (int step = 0; step < steps; step++, t++) {
                 const int32_t* actions = &action_sets[(size_t)(t % BENCH_ACTION_SETS) * BENCH_SNAKES];
@@ -331,8 +331,9 @@ static int bench_boards(int num_boards) {
         char name[64];
         snprintf(name, sizeof(name), "core c_step, %d board%s x %d snakes", num_boards, num_boards > 1 ? "s" : "",
                  BENCH_SNAKES);
-        printf("%-36s %6.2fM steps/s (median of %d, %dx%d, %d food)\n", name, thrust_median(sps, BENCH_REPS) / 1e6,
-               BENCH_REPS, p.width, p.height, p.num_food);
+        double median = thrust_median(sps, thrust_bench_reps);
+        printf("%-36s %6.2fM steps/s (median of %d, %dx%d, %d food)\n", name, median / 1e6, thrust_bench_reps,
+               p.width, p.height, p.num_food);
     } else {
         fprintf(stderr, THRUST_DRIVER ": out of memory\n");
     }
@@ -349,5 +350,5 @@ static int run_bench(void) {
 }
 
 int main(int argc, char** argv) {
-    return thrust_driver_main(argc, argv, run_check, run_bench);
+    return thrust_driver_main(argc, argv, run_check, run_bench, NULL, 0);
 }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import re
 import sys
 from pathlib import Path
@@ -151,3 +152,21 @@ def test_missing_optuna_is_one_line_saying_how_to_install(monkeypatch: pytest.Mo
         import_optuna()
     result = CliRunner().invoke(app, ["sweep", "--hpo", "cartpole"])
     assert result.exit_code == 2 and result.stderr.strip() == f"error: {MISSING_OPTUNA}"
+
+
+@pytest.mark.timeout(120)
+def test_a_trial_whose_dir_exists_already_reports_the_run_it_wrote(tmp_path: Path) -> None:
+    from thrust_cli.commands.hpo import run_hpo
+
+    (tmp_path / "one.yaml").write_text(
+        "n_trials: 1\nfixed: [train.total_timesteps=2048, logger=none]\n"
+        "params:\n  lr: {type: categorical, choices: [1.0e-3]}\n"
+    )
+    # trial 0 of another study in the same directory: `thrust train` makes this trial's run dir 0_1
+    (tmp_path / "D" / "0").mkdir(parents=True)
+    fake = {"status": "completed", "global_step": 999, "sps": 1.0, "mean_return_last_100": 1234.0}
+    (tmp_path / "D" / "0" / "summary.json").write_text(json.dumps(fake))
+    result = run_hpo(load_hpo(str(tmp_path / "one.yaml")), sweep_dir=tmp_path / "D")
+    (row,) = result.rows
+    assert row["run_dir"] == str(tmp_path / "D" / "0_1") and row["steps"] == 2048
+    assert result.best_value is not None and result.best_value != 1234.0

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -125,3 +126,52 @@ def test_tensorboard_series_continues_without_the_lost_segment(tmp_path: Path) -
     acc = EventAccumulator(str(tmp_path))
     acc.Reload()
     assert [e.step for e in acc.Scalars("x")] == [100, 200, 250]
+
+
+def _metrics(run_dir: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_resume_continues_time_and_reports_the_sps_of_this_process(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    runner = CliRunner()
+    # batches of 1,024 steps: an SPS counting the 8,192 steps done before the resume would be ~9x too high
+    fast = ["train.checkpoint_interval=4096", "train.progress=none", "algo.num_steps=32"]
+    first = runner.invoke(app, ["train", "train.total_timesteps=8192", "logger=none", *fast])
+    assert first.exit_code == 0, first.output
+    run_dir = Path(first.stdout.strip().splitlines()[-1])
+    before = _metrics(run_dir)
+    first_summary = json.loads((run_dir / "summary.json").read_text())
+
+    resumed = runner.invoke(app, ["train", f"resume={run_dir}", "train.total_timesteps=16384", *fast])
+    assert resumed.exit_code == 0, resumed.output
+    after = _metrics(run_dir)[len(before) :]
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert after[0]["global_step"] == 8192 + 1024
+    assert after[0]["time_s"] > before[-1]["time_s"]  # the run's time goes on from its checkpoint
+    assert summary["wall_time_s"] > first_summary["wall_time_s"]
+    fastest = max(m["sps"] for m in before)
+    assert all(m["sps"] < 3 * fastest for m in after), ([m["sps"] for m in after], fastest)
+    assert summary["sps"] < 3 * first_summary["sps"] and summary["resumed_from_step"] == 8192
+
+
+def test_resuming_a_finished_run_trains_nothing_and_says_it_was_already_completed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    runner = CliRunner()
+    first = runner.invoke(app, ["train", "train.total_timesteps=2048", "train.progress=none", "logger=none"])
+    assert first.exit_code == 0, first.output
+    run_dir = Path(first.stdout.strip().splitlines()[-1])
+    files = {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file()}
+    summary = json.loads((run_dir / "summary.json").read_text())
+
+    again = runner.invoke(app, ["train", f"resume={run_dir}", "train.progress=none"])
+    assert again.exit_code == 0, again.output
+    assert Path(again.stdout.strip().splitlines()[-1]) == run_dir
+    (line,) = again.stderr.strip().splitlines()
+    assert line.startswith("already completed: 2,048 steps in "), line
+    assert f"({summary['sps']:,.0f} SPS)" in line  # the SPS measured when it trained
+    assert {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file()} == files  # nothing retrained or written

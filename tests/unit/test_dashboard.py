@@ -114,3 +114,9 @@ def test_main_without_metrics_is_a_usage_error(tmp_path: Path) -> None:
     with pytest.raises(SystemExit) as info:
         dashboard.main([str(tmp_path)])
     assert info.value.code == 2
+
+
+def test_snapshot_before_any_episode_and_past_the_planned_total_shows_dash_and_a_consistent_total() -> None:
+    text, _ = snapshot(METRICS | {"episode_return": None, "global_step": 600_000}, total_steps=500_000)
+    assert "None" not in text
+    assert "step 600,000 / 600,000  (100.0%)" in text and "500,000" not in text

@@ -5,11 +5,15 @@ messages for missing packages."""
 from __future__ import annotations
 
 import json
+import os
+import stat
 import subprocess
 import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import gymnasium
 import numpy as np
 import onnx
 import onnxruntime as ort
@@ -24,9 +28,11 @@ from thrust_cli.commands.export import (
     ONNX_MISSING,
     SAFETENSORS_MISSING,
     TOLERANCE,
+    check_observations,
     export_onnx,
     export_policy_onnx,
     export_safetensors,
+    format_output,
     is_recurrent,
     load_safetensors_policy,
     read_safetensors_metadata,
@@ -34,7 +40,7 @@ from thrust_cli.commands.export import (
 from thrust_cli.commands.train import train
 from thrust_cli.learn.optim import Adam
 from thrust_cli.learn.policies import make_policy
-from thrust_cli.run.checkpoint import load_policy, save_checkpoint
+from thrust_cli.run.checkpoint import latest_run, load_policy, save_checkpoint
 from thrust_cli.run.config import compose_config, run_part
 
 OBS_SHAPE = (4,)
@@ -284,7 +290,7 @@ def test_real_lstm_checkpoint_exports_and_matches_torch_over_a_50_step_rollout(t
     train(compose_config(["env=memory", "policy=lstm", "train.total_timesteps=2048", "train.progress=none"]), run_dir)
     report = export_onnx(run_dir)
     assert report.recurrent and report.max_abs_diff < 1e-4
-    policy, _, _ = load_policy(run_dir)
+    policy: Any = load_policy(run_dir)[0]
     session = ort.InferenceSession(str(report.path), providers=["CPUExecutionProvider"])
     rng = np.random.default_rng(0)
     h, c = (t.numpy() for t in policy.initial_state(5))
@@ -309,10 +315,10 @@ def test_lstm_safetensors_rebuilds_from_metadata_alone(tmp_path: Path) -> None:
     path = export_safetensors(run_dir)
     meta = read_safetensors_metadata(path)
     assert meta["architecture"] == "lstm" and meta["policy"]["hidden_size"] == 128
-    original, _, _ = load_policy(run_dir)
+    original: Any = load_policy(run_dir)[0]
     for checkpoint in (run_dir / "checkpoints").glob("*.pt"):
         checkpoint.unlink()  # the file alone must suffice
-    rebuilt = load_safetensors_policy(path)
+    rebuilt: Any = load_safetensors_policy(path)
     obs = torch.randn(4, 3)
     with torch.no_grad():
         a = original(obs, original.initial_state(4))
@@ -478,3 +484,120 @@ def test_gaussian_safetensors_writes_unbounded_dimensions_as_null_and_reads_them
     assert rebuilt.dist.low.tolist() == low and rebuilt.dist.high.tolist() == high
     mean = torch.tensor([[50.0, 50.0], [-50.0, 0.5]])
     assert rebuilt.dist.to_env(mean).tolist() == [[50.0, 1.0], [-50.0, 0.5]]
+
+
+class SqrtPolicy(nn.Module):
+    """Finite only for observations in [-1, 1] (NaN outside): a stand-in for a policy trained on a bounded space."""
+
+    def forward(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        root = torch.sqrt(1.0 - obs.float() ** 2)
+        return root[:, :2], root[:, 0]
+
+
+def test_onnx_check_fails_on_nan_outputs_instead_of_dropping_them(tmp_path: Path) -> None:
+    """Observations outside the bounds the policy is defined on give NaN on both sides; NaN must fail the check
+    (the builtin max dropped it)."""
+    with pytest.raises(ValueError, match=r"onnxruntime differs from torch by nan") as info:
+        export_policy_onnx(SqrtPolicy(), (4,), tmp_path / "p.onnx")  # no space: standard normal observations
+    assert "\n" not in str(info.value)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_onnx_check_draws_float_observations_inside_the_observation_space_bounds(tmp_path: Path) -> None:
+    space = gymnasium.spaces.Box(-1.0, 1.0, (4,), dtype=np.float32)
+    report = export_policy_onnx(SqrtPolicy(), (4,), tmp_path / "p.onnx", observation_space=space)
+    assert report.max_abs_diff <= TOLERANCE and report.path.is_file()
+
+
+def test_onnx_check_draws_integer_observations_below_the_policys_one_hot_codes(tmp_path: Path) -> None:
+    """An LSTM policy one-hot encodes int8 cell codes 0..4 (Snake): codes up to 127 crashed the check."""
+    cfg = run_part(compose_config(["policy=lstm"], with_hydra=False))
+    torch.manual_seed(0)
+    policy = make_policy((3, 3), 4, cfg.policy, num_codes=5)
+    report = export_policy_onnx(policy, (3, 3), tmp_path / "p.onnx", obs_dtype="int8")
+    assert report.recurrent and report.max_abs_diff <= TOLERANCE
+
+
+TINY = ["train.total_timesteps=256", "algo.num_steps=16", "algo.minibatch_size=32", "env.num_envs=4"]
+TINY += ["algo.update_epochs=1", "train.progress=none", "logger=none"]
+
+
+def test_onnx_export_check_uses_the_envs_observation_space_and_a_rollout(tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    train(compose_config(["env=memory", *TINY]), run_dir)
+    _, cfg, state = load_policy(run_dir)
+    space, rollout, source = check_observations(cfg.env, state["spaces"])
+    assert space is not None and space.low.tolist() == [-1.0] * 3 and space.high.tolist() == [1.0] * 3
+    assert rollout is not None and rollout.shape == (64, 3) and source.startswith("observations from memory's")
+    report = export_onnx(run_dir)
+    assert report.batch_sizes == (1, 7, 64) and "memory's observation space" in report.summary()
+
+
+@pytest.fixture
+def umask() -> Iterator[Callable[[int], int]]:
+    """``os.umask``, to set the process umask in a test; restored afterwards."""
+    previous = os.umask(0o022)
+    yield os.umask
+    os.umask(previous)
+
+
+@pytest.mark.parametrize("mask", [0o022, 0o027], ids=["umask-022", "umask-027"])
+def test_onnx_and_safetensors_files_get_the_umask_mode(tmp_path: Path, umask: Callable[[int], int], mask: int) -> None:
+    run_dir = make_run(tmp_path / "run", [])
+    umask(mask)
+    onnx_path = export_onnx(run_dir).path
+    safetensors_path = export_safetensors(run_dir)
+    expected = 0o666 & ~mask
+    assert stat.S_IMODE(onnx_path.stat().st_mode) == expected
+    assert stat.S_IMODE(safetensors_path.stat().st_mode) == expected
+
+
+def test_unwritable_outputs_raise_one_line_cannot_write(tmp_path: Path) -> None:
+    run_dir = make_run(tmp_path / "run", [])
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    cases: list[tuple[Callable[..., Any], Path, str]] = [
+        (export_safetensors, Path("/proc/x.safetensors"), "cannot write '/proc/x.safetensors': "),
+        (export_onnx, afile / "p.onnx", f"cannot write '{afile / 'p.onnx'}': '{afile}' is not a directory"),
+        (export_safetensors, afile / "d" / "p.st", f"cannot write '{afile / 'd' / 'p.st'}': '{afile}' is not a"),
+    ]
+    for function, output, message in cases:
+        with pytest.raises(ValueError) as info:
+            function(run_dir, output=output)
+        assert str(info.value).startswith(message) and "\n" not in str(info.value), str(info.value)
+    assert afile.read_text() == "x"
+
+
+def test_output_naming_a_directory_or_ending_in_slash_writes_policy_files_inside(tmp_path: Path) -> None:
+    run_dir = make_run(tmp_path / "run", [])
+    (tmp_path / "existing").mkdir()
+    assert export_safetensors(run_dir, output=tmp_path / "existing") == tmp_path / "existing" / "policy.safetensors"
+    assert export_onnx(run_dir, output=f"{tmp_path}/new/").path == tmp_path / "new" / "policy.onnx"
+    assert format_output(f"{tmp_path}/new/", ".safetensors", both=True) == f"{tmp_path}/new/"
+    assert format_output(tmp_path / "existing", ".onnx", both=True) == str(tmp_path / "existing")
+    assert format_output("a/p.onnx", ".safetensors", both=True) == "a/p.safetensors"
+    assert format_output("a/p.onnx", ".onnx", both=True) == "a/p.onnx"
+    assert format_output("a/p.bin", ".safetensors", both=False) == "a/p.bin"  # one format: the name as given
+    assert format_output(None, ".onnx", both=True) is None
+
+
+def test_latest_run_is_the_run_whose_latest_checkpoint_is_newest(tmp_path: Path) -> None:
+    outputs = tmp_path / "outputs"
+    with pytest.raises(FileNotFoundError, match=r"train one first .* or name a run") as info:
+        latest_run(outputs)
+    assert "\n" not in str(info.value)
+
+    def run(name: str, mtimes: list[float]) -> Path:
+        checkpoints = outputs / name / "checkpoints"
+        checkpoints.mkdir(parents=True)
+        for step, mtime in enumerate(mtimes):
+            path = checkpoints / f"step_{step:012d}.pt"
+            path.touch()
+            os.utime(path, (mtime, mtime))
+        return outputs / name
+
+    run("2026-01-02/09-00-00", [100.0, 200.0])
+    resumed = run("2026-01-01/09-00-00", [50.0, 300.0])  # older name, but its latest checkpoint is the newest
+    run("2026-01-03/09-00-00", [])  # newest directory, no checkpoint yet: skipped
+    (outputs / "2026-01-03" / "10-00-00").mkdir()
+    assert latest_run(outputs) == resumed

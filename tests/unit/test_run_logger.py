@@ -180,3 +180,29 @@ def test_tool_errors_become_their_first_line_of_text() -> None:
     banner = ValueError("\n\x1b[95m\n----NeptuneMissingApiTokenException----\n\x1b[0m\nNo API token.\n\nMore help.")
     assert loggers.first_line(banner) == "No API token."
     assert loggers.first_line(RuntimeError("")) == "RuntimeError"
+
+
+@pytest.mark.parametrize("mode", ["plain", "bar", "dashboard"])
+def test_progress_shows_a_dash_not_none_before_any_episode_ends(mode: str, tmp_path: Path) -> None:
+    cfg = run_part(compose_config(["logger=none", f"logger.dashboard={str(mode == 'dashboard').lower()}"])).logger
+    stream = io.StringIO()
+    progress = "plain" if mode == "plain" else "rich"
+    logger = RunLogger(tmp_path, total_steps=100, progress=progress, logger=cfg, stream=stream)
+    logger.log({"global_step": 50, "sps": 1000.0, "episode_return": None, "time_s": 1.0, "update": 1})
+    logger.close()
+    shown = stream.getvalue()
+    assert "None" not in shown, shown
+    assert {"plain": "return        -", "bar": "return -", "dashboard": "return"}[mode] in shown, shown
+
+
+@pytest.mark.parametrize("mode", ["plain", "bar", "dashboard"])
+def test_progress_total_grows_to_the_step_when_a_run_passes_its_planned_total(mode: str, tmp_path: Path) -> None:
+    cfg = run_part(compose_config(["logger=none", f"logger.dashboard={str(mode == 'dashboard').lower()}"])).logger
+    stream = io.StringIO()
+    progress = "plain" if mode == "plain" else "rich"
+    logger = RunLogger(tmp_path, total_steps=229_376, progress=progress, logger=cfg, stream=stream)
+    logger.log({"global_step": 229_888, "sps": 1000.0, "episode_return": 1.0, "time_s": 1.0})
+    logger.close()
+    shown = stream.getvalue()
+    assert "229,376" not in shown, shown
+    assert {"plain": "229,888/229,888", "bar": "229888/229888", "dashboard": "229,888 / 229,888"}[mode] in shown

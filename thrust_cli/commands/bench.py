@@ -21,18 +21,64 @@ from thrust_cli.vector.envs import make_env
 
 ENV_SIZES = (1, 64, 1024, 4096)
 ADVANTAGE_SIZE = (8192, 64)  # rows x steps: the size PufferLib's CPU advantage op is quoted at
+REFERENCE_TIMEOUT_S = 120.0  # compiling or running one C driver; past it, the row is skipped
+# The config keys a driver's --bench takes as options (`--work 500`); the others bench its env's defaults.
+DRIVER_OPTIONS = {"busy": ("work", "obs_dim", "max_steps")}
+
+
+def repeats_for(seconds: float, most: int) -> int:
+    """Timed repetitions of a fixed-size measurement for ``--seconds``: ``most`` at 1 s and above, fewer below
+    it (a quick ``--seconds 0.05`` bench stays quick), never under 5 (their median stays meaningful)."""
+    return max(5, min(most, round(most * seconds)))
+
+
+def random_actions(space: Any, num_agents: int, count: int, rng: np.random.Generator) -> list[np.ndarray]:
+    """``count`` arrays of random actions for ``num_agents`` agents drawn from one agent's action ``space``.
+
+    Discrete: integers in [start, start + n). Box: uniform in [low, high] per component; an unbounded side draws
+    from a normal (both sides open) or an exponential away from the bound (one side), as ``Box.sample`` does.
+
+    Shapes:
+        each array: [A, *space.shape] of ``space.dtype`` (Discrete: [A] int32, the buffers' dtype).
+
+    Raises:
+        ValueError: a space other than Discrete or Box.
+    """
+    import gymnasium
+
+    if isinstance(space, gymnasium.spaces.Discrete):
+        start = int(space.start)
+        return [rng.integers(start, start + int(space.n), size=num_agents).astype(np.int32) for _ in range(count)]
+    if isinstance(space, gymnasium.spaces.Box):
+        shape = (num_agents, *space.shape)
+        low = np.broadcast_to(space.low, space.shape).astype(np.float64)
+        high = np.broadcast_to(space.high, space.shape).astype(np.float64)
+        bounded_low, bounded_high = np.isfinite(low), np.isfinite(high)
+        draws = []
+        for _ in range(count):
+            uniform = rng.uniform(np.where(bounded_low, low, 0.0), np.where(bounded_high, high, 1.0), size=shape)
+            exponential = rng.exponential(size=shape)
+            sample = np.where(
+                bounded_low & bounded_high,
+                uniform,
+                np.where(bounded_low, low + exponential, np.where(bounded_high, high - exponential, 0.0)),
+            )
+            sample = np.where(bounded_low | bounded_high, sample, rng.standard_normal(size=shape))
+            if np.issubdtype(space.dtype, np.integer):
+                sample = np.floor(sample)
+            draws.append(sample.astype(space.dtype))
+        return draws
+    raise ValueError(f"thrust bench draws random actions from Discrete or Box action spaces, not {space}")
 
 
 def env_steps_per_second(env_cfg: Any, num_envs: int, seconds: float, repeats: int = 5) -> float:
     """Median agent-steps/s of ``env.step`` over ``repeats`` timings of about ``seconds`` each.
 
-    Actions are drawn in advance (64 arrays cycled) so the figure is the env's alone.
+    Actions are drawn in advance from the action space (64 arrays cycled) so the figure is the env's alone.
     """
     env = make_env(env_cfg, num_envs=num_envs, seed=0)
     env.reset(0)
-    rng = np.random.default_rng(0)
-    n = getattr(env.single_action_space, "n", 2)
-    actions = [rng.integers(0, n, size=env.actions.shape).astype(env.actions.dtype) for _ in range(64)]
+    actions = random_actions(env.single_action_space, env.num_agents, 64, np.random.default_rng(0))
     # calibrate the number of calls per timing
     calls, elapsed = 1, 0.0
     while elapsed < 0.05 * seconds:
@@ -62,9 +108,7 @@ def vector_steps_per_second(run: Any, seconds: float, repeats: int = 5) -> float
     vec = make_vector(run)
     try:
         vec.reset(0)
-        rng = np.random.default_rng(0)
-        n = getattr(vec.single_action_space, "n", 2)
-        actions = [rng.integers(0, n, size=vec.num_agents).astype(vec.actions.dtype) for _ in range(16)]
+        actions = random_actions(vec.single_action_space, vec.num_agents, 16, np.random.default_rng(0))
         rates = []
         for _ in range(repeats + 1):  # the first round warms up
             steps, i, begin = 0, 0, time.perf_counter()
@@ -73,7 +117,7 @@ def vector_steps_per_second(run: Any, seconds: float, repeats: int = 5) -> float
                 vec.send(actions[i & 15][: len(ids)])
                 steps += len(ids)
                 i += 1
-                if i & 7 == 0 and time.perf_counter() - begin >= seconds:
+                if time.perf_counter() - begin >= seconds:  # every call: one can take 0.1 s (8192 gym envs)
                     break
             rates.append(steps / (time.perf_counter() - begin))
         return statistics.median(rates[1:])
@@ -113,21 +157,44 @@ def compare_vectorizers(
     return result
 
 
-def c_reference(env_name: str) -> dict[str, float]:
+def c_reference(env_cfg: Any, reps: int = 15) -> tuple[dict[str, float], str | None]:
     """Compile ``envs_cython/<env>/<env>_main.c`` with gcc -O3 and run its ``--bench`` (plain C loops over 4096
-    envs next to the core's step-all loop); return ``{loop name: steps/s}``. Empty if there is no such program
-    or no C compiler."""
+    envs next to the core's step-all loop, medians of ``reps`` timings; busy's with the config's ``work``,
+    ``obs_dim`` and ``max_steps``).
+
+    Returns:
+        ``({loop name: steps/s}, None)``, or ``({}, why)`` with a one-line reason where there is no such program,
+        no C compiler, or the program does not build, fails or prints no figures: the row is skipped, never the
+        bench.
+    """
     import envs_cython
 
-    source = Path(envs_cython.__file__).parent / env_name / f"{env_name}_main.c"
+    name = str(env_cfg.name)
+    source = Path(envs_cython.__file__).parent / name / f"{name}_main.c"
     compiler = shutil.which("gcc") or shutil.which("cc")
-    if not source.is_file() or compiler is None:
-        return {}
+    if not source.is_file():
+        return {}, f"{name} has no C driver (envs_cython/{name}/{name}_main.c)"
+    if compiler is None:
+        return {}, "no C compiler (gcc or cc) on PATH"
+    keys = DRIVER_OPTIONS.get(name, ())
+    options = [arg for key in keys for arg in (f"--{key.replace('_', '-')}", str(getattr(env_cfg, key)))]
     with tempfile.TemporaryDirectory() as tmp:
         binary = str(Path(tmp) / "bench")
-        subprocess.run([compiler, "-std=c99", "-O3", "-ffp-contract=off", str(source), "-lm", "-o", binary], check=True)
-        out = subprocess.run([binary, "--bench"], capture_output=True, text=True, check=True).stdout
-    return {m[1].strip(): float(m[2]) * 1e6 for m in re.finditer(r"^(.+?)\s+([\d.]+)M steps/s", out, re.M)}
+        build = [compiler, "-std=c99", "-O3", "-ffp-contract=off", str(source), "-lm", "-o", binary]
+        steps = (("build", build), ("run", [binary, "--bench", "--reps", str(reps), *options]))
+        for what, command in steps:
+            try:
+                done = subprocess.run(command, capture_output=True, text=True, timeout=REFERENCE_TIMEOUT_S)
+            except (OSError, subprocess.TimeoutExpired) as exc:
+                why = "timed out" if isinstance(exc, subprocess.TimeoutExpired) else str(exc)
+                return {}, f"{what} of {source.name} failed: {why}"
+            if done.returncode != 0:
+                lines = (done.stderr or done.stdout).strip().splitlines() or ["no output"]
+                first = next((line for line in lines if "error" in line), lines[0])  # gcc: the first error
+                return {}, f"{what} of {source.name} exited {done.returncode}: {first.strip()}"
+    found = re.finditer(r"^(.+?)\s+([\d.]+)M steps/s", done.stdout, re.M)
+    figures = {m[1].strip(): float(m[2]) * 1e6 for m in found}
+    return figures, None if figures else f"{source.name} --bench printed no 'M steps/s' lines"
 
 
 def bench_advantage(rows: int = 8192, horizon: int = 64, repeats: int = 21, threads: int = 1) -> dict[str, float]:
@@ -200,14 +267,19 @@ def run_bench(
         result["env_steps_per_s"][str(num_envs)] = sps
         if echo:
             echo(f"env {run.env.name:10s} num_envs={num_envs:6d}  {sps / 1e6:8.2f} M steps/s")
-    if reference and run.env.name != "gym":
-        result["c_reference_steps_per_s"] = c_reference(run.env.name)
-        for name, sps in result["c_reference_steps_per_s"].items():
-            if echo:
-                echo(f"C reference {name:28s} {sps / 1e6:8.2f} M steps/s (no Python)")
+    if reference:
+        figures, skipped = c_reference(run.env, repeats_for(seconds, 15))
+        result["c_reference_steps_per_s"] = figures
+        if skipped:
+            result["c_reference_skipped"] = skipped
+        if echo:
+            for name, sps in figures.items():
+                echo(f"C reference {name:36s} {sps / 1e6:8.2f} M steps/s (no Python)")
+            if skipped:
+                echo(f"C reference skipped: {skipped}")
     if advantage:
         rows, horizon = ADVANTAGE_SIZE
-        ms = result["advantage_ms"] = bench_advantage(rows, horizon)
+        ms = result["advantage_ms"] = bench_advantage(rows, horizon, repeats_for(seconds, 21))
         if echo:
             echo(f"advantage  {rows} rows x {horizon} steps, float32, median ms of one call, one thread")
             for name in ("gae", "vtrace"):

@@ -12,8 +12,10 @@ import torch
 from omegaconf import OmegaConf
 
 from thrust_cli.run.checkpoint import load_policy
-from thrust_cli.run.config import ConfigError, validate
+from thrust_cli.run.config import GROUPS, SECTIONS, ConfigError, validate
 from thrust_cli.vector.envs import agents_per_env, make_env
+
+RENDERING_ENVS = ("cartpole", "snake", "pendulum", "gym (ids that render rgb_array frames)")
 
 
 def evaluate(
@@ -41,30 +43,30 @@ def evaluate(
         ``{"mean_return", "std_return", "episodes", "mean_length", "checkpoint", "global_step"}``.
     """
     policy, cfg, state = load_policy(path)
-    if overrides:
-        try:
-            merged: Any = OmegaConf.merge(cfg, OmegaConf.from_dotlist(list(overrides)))
-            cfg = validate(merged)
-        except ConfigError:
-            raise
-        except Exception as exc:
-            raise ValueError(f"invalid override in {list(overrides)}: {str(exc).splitlines()[0]}") from None
+    cfg = apply_overrides(cfg, overrides)
+    gif_path = _check_gif_path(Path(gif)) if gif is not None else None
+    env_cfg = cfg.env
+    if gif_path is not None and env_cfg.name == "gym":
+        env_cfg = OmegaConf.merge(env_cfg, {"kwargs": {"render_mode": "rgb_array"}})
     # one episode per agent: enough env instances for `episodes` agents (Snake: boards of many snakes)
-    env = make_env(cfg.env, num_envs=-(-episodes // agents_per_env(cfg.env)), seed=seed)
+    env = make_env(env_cfg, num_envs=-(-episodes // agents_per_env(cfg.env)), seed=seed)
+    try:
+        _check_spaces(env, state["spaces"], cfg.env)
+    except ValueError:
+        env.close()
+        raise
     torch.manual_seed(seed)
     returns = np.zeros(env.num_agents)
     lengths = np.zeros(env.num_agents, dtype=np.int64)
     finished = np.zeros(env.num_agents, dtype=bool)
     env.reset(seed)
     frames: list[np.ndarray] = []
-    if gif is not None:
+    if gif_path is not None:
         try:
-            frames.append(np.asarray(env.render()))
-        except NotImplementedError:
+            frames.append(_frame(env, cfg.env))
+        except ValueError:
             env.close()
-            raise ValueError(
-                f"env '{cfg.env.name}' does not render; --gif works for: cartpole, snake, pendulum"
-            ) from None
+            raise
     recurrent = bool(getattr(policy, "recurrent", False))
     hidden: Any = policy.initial_state(env.num_agents) if recurrent else None  # type: ignore[operator]
     try:
@@ -78,8 +80,8 @@ def evaluate(
                 dist: Any = policy.dist
                 actions = dist.mode(logits) if deterministic else dist.sample(logits)[0]
                 env.step(dist.to_env(actions).numpy().astype(env.actions.dtype))
-                if gif is not None and len(frames) < gif_frames:
-                    frames.append(np.asarray(env.render()))
+                if gif_path is not None and len(frames) < gif_frames:
+                    frames.append(_frame(env, cfg.env))
                 running = ~finished
                 returns[running] += env.rewards[running]
                 lengths[running] += 1
@@ -95,8 +97,8 @@ def evaluate(
                 raise ValueError(f"episodes did not finish within {max_steps} steps")
     finally:
         env.close()
-    if gif is not None:
-        _write_gif(Path(gif), frames)
+    if gif_path is not None:
+        _write_gif(gif_path, frames)
     returns, lengths = returns[:episodes], lengths[:episodes]
     return {
         "mean_return": float(returns.mean()),
@@ -106,6 +108,126 @@ def evaluate(
         "checkpoint": state["path"],
         "global_step": int(state["global_step"]),
     }
+
+
+def apply_overrides(cfg: Any, overrides: Sequence[str]) -> Any:
+    """The run's saved config with eval's ``key=value`` overrides on top, validated.
+
+    An override either applies or is refused with the reason: a config group choice (``env=snake``) is a no-op
+    when it names the run's own choice and refused otherwise (the policy was trained on that group's spaces);
+    ``+key=value`` adds a key (which validation then accepts or names as unknown); options and ``~key`` are
+    refused.
+
+    Raises:
+        ConfigError: an override that cannot apply, or a config that fails validation.
+    """
+    dotlist = []
+    for override in overrides:
+        if override.startswith("-"):
+            raise ConfigError(f"unknown option '{override}'; see `thrust eval --help`")
+        if override.startswith("~") or "=" not in override:
+            raise ConfigError(
+                f"cannot apply '{override}' in eval; allowed: key=value overrides such as env.max_steps=1000"
+            )
+        key, value = override.lstrip("+").split("=", 1)
+        if key in GROUPS or key in SECTIONS:
+            current = cfg[key].get("name") if key in GROUPS and key in cfg else None
+            if key == "env" and value == current:
+                continue  # the run's own env: nothing to change
+            why = (
+                f"the policy was trained on env={current} and needs its observation and action spaces"
+                if key == "env"
+                else "eval uses only the run's policy and its env"
+            )
+            raise ConfigError(
+                f"cannot apply '{override}' in eval: {why}; allowed: key=value overrides such as env.max_steps=1000"
+            )
+        dotlist.append(f"{key}={value}")
+    if not dotlist:
+        return cfg
+    try:
+        merged: Any = OmegaConf.merge(cfg, OmegaConf.from_dotlist(dotlist))
+    except Exception as exc:
+        raise ConfigError(f"invalid override in {list(overrides)}: {str(exc).splitlines()[0]}") from None
+    return validate(merged)
+
+
+def _space_text(obs_shape: Any, obs_dtype: Any, action: dict[str, Any], num_actions: int) -> str:
+    act = f"Discrete({num_actions})" if action["type"] == "Discrete" else f"Box({num_actions},)"
+    return f"observations {tuple(obs_shape)} {obs_dtype} and actions {act}"
+
+
+def _check_spaces(env: Any, spaces: dict[str, Any], env_cfg: Any) -> None:
+    """Raise ValueError (one line) unless ``env``'s spaces are those the checkpoint's policy was trained on."""
+    obs_space, act_space = env.single_observation_space, env.single_action_space
+    discrete = hasattr(act_space, "n")
+    have: dict[str, Any] = {
+        "obs_shape": list(obs_space.shape),
+        "obs_dtype": str(obs_space.dtype),
+        "num_actions": int(act_space.n) if discrete else int(np.prod(act_space.shape)),
+        "action": {"type": "Discrete" if discrete else "Box"},
+    }
+    want_action = spaces.get("action", {"type": "Discrete"})
+    if (
+        have["obs_shape"] == list(spaces["obs_shape"])
+        and have["obs_dtype"] == spaces["obs_dtype"]
+        and have["num_actions"] == spaces["num_actions"]
+        and have["action"]["type"] == want_action["type"]
+    ):
+        return
+    name = env_cfg.name if env_cfg.name != "gym" else f"gym env.id={env_cfg.id}"
+    raise ValueError(
+        f"env {name} has {_space_text(have['obs_shape'], have['obs_dtype'], have['action'], have['num_actions'])}"
+        f", but this policy was trained on "
+        f"{_space_text(spaces['obs_shape'], spaces['obs_dtype'], want_action, spaces['num_actions'])}; "
+        "allowed: overrides that keep the spaces (e.g. env.max_steps)"
+    )
+
+
+def _check_gif_path(path: Path) -> Path:
+    """Fail now (one line), not after the whole evaluation, when the GIF cannot be written at ``path``."""
+    if path.is_dir():
+        raise ValueError(f"cannot write '{path}': it is a directory; give a file name such as {path / 'eval.gif'}")
+    blocker = next((p for p in path.parents if p.exists() and not p.is_dir()), None)
+    if blocker is not None:
+        raise ValueError(f"cannot write '{path}': '{blocker}' is a file, not a directory")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ValueError(f"cannot write '{path}': {exc.strerror or exc}") from None
+    if not os.access(path.parent, os.W_OK):
+        raise ValueError(f"cannot write '{path}': permission denied")
+    return path
+
+
+def _frame(env: Any, env_cfg: Any) -> np.ndarray:
+    """One RGB frame [H, W, 3] uint8 of env 0; ValueError (one line) for envs that cannot draw one."""
+    # Gymnasium's renderers draw off-screen with pygame: no banner on stdout, no display or audio device
+    for name, value in (
+        ("PYGAME_HIDE_SUPPORT_PROMPT", "1"),
+        ("SDL_VIDEODRIVER", "dummy"),
+        ("SDL_AUDIODRIVER", "dummy"),
+    ):
+        os.environ.setdefault(name, value)
+    try:
+        frame = env.render()
+    except NotImplementedError:
+        raise ValueError(
+            f"env '{env_cfg.name}' does not render; --gif works for: {', '.join(RENDERING_ENVS)}"
+        ) from None
+    except Exception as exc:  # a Gymnasium renderer: a missing pygame, or no rgb_array mode
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        hint = "; install it with: pip install 'thrust-rl[render]'" if "pygame" in first and "pip" not in first else ""
+        raise ValueError(f"env.id={env_cfg.get('id')} cannot render a frame for --gif: {first}{hint}") from None
+    if isinstance(frame, tuple):
+        frame = frame[0]
+    array = np.asarray(frame) if frame is not None else None
+    if array is None or array.ndim != 3 or array.shape[-1] != 3:
+        raise ValueError(
+            f"env '{env_cfg.get('id', env_cfg.name)}' renders no RGB frames; --gif works for: "
+            f"{', '.join(RENDERING_ENVS)}"
+        )
+    return array.astype(np.uint8, copy=False)
 
 
 def _write_gif(path: Path, frames: list[np.ndarray], fps: int = 30) -> None:

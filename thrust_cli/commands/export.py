@@ -2,8 +2,9 @@
 
 ONNX: one self-contained file (no ``.onnx.data`` sidecar), written by torch's dynamo exporter at opset 18 — the
 opset its op library (onnxscript's torchlib) is written in, so no version conversion runs; onnxruntime has run
-opset 18 since 1.14, onnxruntime-web included. Every export is checked: onnxruntime and torch run the same random
-inputs at batch 1 and 7, and a difference above :data:`TOLERANCE` deletes the file and raises.
+opset 18 since 1.14, onnxruntime-web included. Every export is checked: onnxruntime and torch run the same
+observations — drawn from the env's observation space at batch 1 and 7, plus real observations of a short random
+rollout (:func:`check_observations`) — and a difference above :data:`TOLERANCE` deletes the file and raises.
 
 safetensors: the policy's ``state_dict`` under its own names, with JSON metadata describing the architecture,
 spaces and tensor layout, enough to rebuild the policy without Thrust's config (:func:`load_safetensors_policy`);
@@ -29,7 +30,7 @@ import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -41,6 +42,8 @@ from thrust_cli.commands.safetensors_format import (  # noqa: F401 - the safeten
     SAFETENSORS_MISSING,
     _action_space,
     _output_path,
+    _replace,
+    _writable_tmp,
     export_safetensors,
     gaussian_head,
     load_safetensors_policy,
@@ -48,9 +51,15 @@ from thrust_cli.commands.safetensors_format import (  # noqa: F401 - the safeten
 )
 from thrust_cli.run.checkpoint import load_policy
 
+if TYPE_CHECKING:
+    import gymnasium
+
 DEFAULT_OPSET = 18
 TOLERANCE = 1e-4
 CHECK_BATCH_SIZES = (1, 7)
+ROLLOUT_STEPS = 32  # random-action env steps whose observations are also checked
+ROLLOUT_ROWS = 64  # at most this many of them, as one batch
+UNBOUNDED = 1e6  # a bound beyond this counts as none (Gymnasium writes float32 max for "unbounded")
 ONNX_MISSING = "ONNX export needs onnx, onnxscript and onnxruntime: pip install 'thrust-rl[export]'"
 
 
@@ -69,6 +78,7 @@ class ExportReport:
     outputs: dict[str, list[int | str]] = field(default_factory=dict)
     batch_sizes: tuple[int, ...] = CHECK_BATCH_SIZES
     exporter: str = "torch.onnx.export(dynamo=True)"
+    check_inputs: str = "standard normal observations"  # where the checked observations came from
 
     def summary(self) -> str:
         """One line for the CLI."""
@@ -76,13 +86,28 @@ class ExportReport:
         return (
             f"wrote {self.path} (ONNX opset {self.opset}; inputs {', '.join(self.inputs)}; "
             f"outputs {', '.join(self.outputs)}); onnxruntime vs torch max abs diff {self.max_abs_diff:.1e} "
-            f"at batch {sizes}"
+            f"at batch {sizes} ({self.check_inputs})"
         )
 
 
 def is_recurrent(policy: nn.Module) -> bool:
     """A policy is recurrent if it says so (``recurrent = True``) or has an ``initial_state(batch)`` method."""
     return bool(getattr(policy, "recurrent", False)) or callable(getattr(policy, "initial_state", None))
+
+
+def format_output(output: str | os.PathLike[str] | None, suffix: str, both: bool) -> str | None:
+    """The ``output`` of one format when the CLI writes one format or ``both``.
+
+    A directory (an existing one, or a path ending in '/') stays as it is: each format writes ``policy<suffix>``
+    inside it. With one format a file name is the file itself; with both, each format replaces the name's
+    extension by its own (``-o p.onnx`` writes ``p.onnx`` and ``p.safetensors`` beside it).
+    """
+    if output is None:
+        return None
+    text = os.fspath(output)
+    if not both or Path(text).is_dir() or text.endswith(("/", os.sep)):
+        return text
+    return str(Path(text).with_suffix(suffix))
 
 
 def output_names(policy: nn.Module) -> list[str]:
@@ -133,9 +158,11 @@ def export_onnx(
 ) -> ExportReport:
     """Export the policy of a run directory (latest checkpoint) or checkpoint file to one ``.onnx`` file.
 
+    The check runs observations of the run's env (:func:`check_observations`).
+
     Args:
         path_or_run: run directory or checkpoint file.
-        output: file to write (an existing directory gets ``policy.onnx`` inside); default
+        output: file to write, or a directory (existing, or ending in '/') to write ``policy.onnx`` in; default
             ``<run-dir>/export/policy.onnx``, or ``<checkpoint>.onnx`` next to a checkpoint file.
         opset: ONNX opset; 18 needs no version conversion by the dynamo exporter.
 
@@ -143,13 +170,16 @@ def export_onnx(
         an :class:`ExportReport`; see :func:`export_policy_onnx`.
 
     Raises:
-        FileNotFoundError, ValueError: no checkpoint, an unreadable one, a failed export or check.
+        FileNotFoundError, ValueError: no checkpoint, an unreadable one, an unwritable output
+            (``cannot write '<path>': <reason>``), a failed export or check.
         ImportError: onnx, onnxscript or onnxruntime is missing (one-line message).
     """
     _require_onnx()
     policy, cfg, state = load_policy(path_or_run)
     spaces = state["spaces"]
     target = _output_path(path_or_run, state["path"], output, ".onnx")
+    _writable_tmp(target).unlink()  # fail on an unwritable output before the slow export
+    space, observations, source = check_observations(cfg.env, spaces)
     metadata = {
         "thrust_format_version": FORMAT_VERSION,
         "architecture": str(cfg.policy.name),
@@ -164,8 +194,78 @@ def export_onnx(
     if dist is not None:
         metadata["squash"] = json.dumps(bool(dist.squash))
     return export_policy_onnx(
-        policy, tuple(spaces["obs_shape"]), target, opset=opset, obs_dtype=spaces.get("obs_dtype"), metadata=metadata
+        policy,
+        tuple(spaces["obs_shape"]),
+        target,
+        opset=opset,
+        obs_dtype=spaces.get("obs_dtype"),
+        metadata=metadata,
+        observation_space=space,
+        observations=observations,
+        check_inputs=source,
     )
+
+
+def check_observations(
+    env_cfg: Any, spaces: dict[str, Any], seed: int = 0
+) -> tuple[gymnasium.spaces.Box | None, np.ndarray | None, str]:
+    """The observations the export check runs: ``(observation_space, rollout, description)``.
+
+    The run's env is built from its config (one board for multi-agent envs, else 8 instances) for its
+    observation space (the bounds checkpoints do not record) and :data:`ROLLOUT_STEPS` random-action steps, of
+    which up to :data:`ROLLOUT_ROWS` observations are kept. If the env cannot be built here (e.g. a Gymnasium id
+    whose package is missing), integer observations fall back to the checkpoint's ``num_codes`` (codes
+    ``0 .. num_codes - 1``) and float ones to standard normal draws; the description says which.
+
+    Shapes:
+        rollout: [rows, *obs_shape] in the env's observation dtype.
+    """
+    import gymnasium
+
+    obs_shape = tuple(spaces["obs_shape"])
+    try:
+        space, rollout = _env_rollout(env_cfg, seed)
+        if tuple(space.shape) != obs_shape:
+            raise ValueError(f"its observation shape {list(space.shape)} is not the checkpoint's {list(obs_shape)}")
+        return space, rollout, f"observations from {env_cfg.name}'s observation space and a random rollout"
+    except Exception as exc:  # any env failure: check on what the checkpoint records instead
+        reason = _root_cause(exc)
+    num_codes = spaces.get("num_codes")
+    if num_codes:
+        codes = gymnasium.spaces.Box(0, int(num_codes) - 1, obs_shape, dtype=np.dtype(spaces["obs_dtype"]))
+        return codes, None, f"observation codes 0..{int(num_codes) - 1}; env not built: {reason}"
+    return None, None, f"standard normal observations; env not built: {reason}"
+
+
+def _env_rollout(env_cfg: Any, seed: int) -> tuple[gymnasium.spaces.Box, np.ndarray]:
+    """The env's observation space and observations of a short rollout with uniform random actions."""
+    import gymnasium
+
+    from thrust_cli.vector.envs import agents_per_env, make_env
+
+    env = make_env(env_cfg, 1 if agents_per_env(env_cfg) > 1 else 8, seed)
+    rng = np.random.default_rng(seed)
+    try:
+        env.reset(seed=seed)
+        rows = [env.observations.copy()]
+        act = env.single_action_space
+        for _ in range(ROLLOUT_STEPS):
+            if isinstance(act, gymnasium.spaces.Discrete):
+                actions = rng.integers(0, int(act.n), env.num_agents).astype(np.int32)
+            elif isinstance(act, gymnasium.spaces.Box):  # uniform within the bounds, [-1, 1] where unbounded
+                low = np.where(np.isfinite(act.low), act.low, -1.0)
+                high = np.where(np.isfinite(act.high), act.high, 1.0)
+                actions = rng.uniform(low, high, (env.num_agents, *act.shape)).astype(np.float32)
+            else:
+                raise ValueError(f"action space {act} is not supported; allowed: Discrete, Box")
+            env.step(actions)
+            rows.append(env.observations.copy())
+        space = env.single_observation_space
+    finally:
+        env.close()
+    observations = np.concatenate(rows)
+    keep = rng.choice(len(observations), min(ROLLOUT_ROWS, len(observations)), replace=False)
+    return space, observations[np.sort(keep)]
 
 
 def export_policy_onnx(
@@ -175,6 +275,9 @@ def export_policy_onnx(
     opset: int = DEFAULT_OPSET,
     obs_dtype: str | None = None,
     metadata: dict[str, str] | None = None,
+    observation_space: gymnasium.spaces.Box | None = None,
+    observations: np.ndarray | None = None,
+    check_inputs: str | None = None,
 ) -> ExportReport:
     """Export ``policy`` to ``output`` and check it against torch with onnxruntime.
 
@@ -183,22 +286,29 @@ def export_policy_onnx(
     and ``initial_state(batch) -> (h, c)``) also get inputs ``h_in, c_in`` and outputs ``h_out, c_out``.
     A policy whose ``dist`` is a :class:`~thrust_cli.learn.distributions.Gaussian` (its forward returns the mean in
     place of logits) outputs ``action, action_mean, values, log_std`` instead of ``logits, values``
-    (:func:`output_names`). The file is written to a temporary name and renamed only after the check passes.
+    (:func:`output_names`). The file is written to a temporary name and renamed only after the check passes
+    (mode 0666 less the umask).
 
     Args:
         policy: the torch module (put in eval mode here).
         obs_shape: shape of one observation.
         output: the ``.onnx`` file to write.
         opset: ONNX opset.
-        obs_dtype: the env's observation dtype, used only to draw realistic check inputs (integer dtypes draw
-            integers in [0, 255]); the ONNX input is float32 whatever it is.
+        obs_dtype: the env's observation dtype, used only without ``observation_space`` to draw check inputs:
+            integer dtypes draw codes ``0 .. policy.num_codes - 1`` when the policy one-hot encodes them, else
+            integers in [0, 255]; float dtypes draw standard normal values. The ONNX input is float32 whatever it is.
         metadata: extra ``metadata_props`` of the ONNX model (readable with onnxruntime's ``get_modelmeta()``).
+        observation_space: the env's observation space: check observations are drawn within its bounds
+            (uniform where both are finite, integers for integer dtypes; see :func:`_space_observations`).
+        observations: real env observations, checked as one more batch.
+        check_inputs: how the check observations were chosen, for the report (default: from the arguments).
 
     Returns:
         an :class:`ExportReport` with the largest difference over all outputs and checked batch sizes.
 
     Raises:
-        ValueError: the exporter failed, or onnxruntime differs from torch by more than :data:`TOLERANCE`.
+        ValueError: the output cannot be written (``cannot write '<path>': <reason>``), the exporter failed, or
+            onnxruntime differs from torch by more than :data:`TOLERANCE`.
 
     Shapes:
         observations: [batch, *obs_shape] float32; logits: [batch, num_actions]; values: [batch];
@@ -211,15 +321,22 @@ def export_policy_onnx(
     policy.eval()
     recurrent = is_recurrent(policy)
     output = Path(output)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    tmp = output.with_name(f".tmp_{output.name}")
+    space = observation_space if observation_space is not None else _fallback_space(policy, obs_shape, obs_dtype)
+    rng = np.random.default_rng(0)
+    batches = [_space_observations(space, obs_shape, b, rng) for b in CHECK_BATCH_SIZES]
+    if observations is not None:
+        batches.append(np.asarray(observations, dtype=np.float32).reshape(-1, *obs_shape))
+    if check_inputs is None:
+        bounds = "standard normal" if space is None else f"{space} bounded"
+        check_inputs = f"{bounds} observations{' and the given ones' if observations is not None else ''}"
+    tmp = _writable_tmp(output)
     input_names = ["observations", "h_in", "c_in"] if recurrent else ["observations"]
     outputs = output_names(policy)
     wrapper = _Recurrent(policy) if recurrent else _FeedForward(policy)
     generator = torch.Generator().manual_seed(0)
     batch = torch.export.Dim("batch", min=1)
     # Trace at batch 3: a batch of 1 would be specialised to a constant by torch.export.
-    sample = _sample_inputs(policy, obs_shape, obs_dtype, 3, recurrent, generator)
+    sample = _with_state(policy, _space_observations(space, obs_shape, 3, rng), recurrent, generator)
     dynamic_shapes: dict[str, dict[int, Any]] = {"observations": {0: batch}}
     if recurrent:
         dynamic_shapes.update(h_in={1: batch}, c_in={1: batch})
@@ -242,10 +359,8 @@ def export_policy_onnx(
             model.metadata_props.add(key=key, value=value)
         onnx.save(model, str(tmp))
         onnx.checker.check_model(str(tmp))
-        diff = max(
-            _onnx_max_abs_diff(tmp, wrapper, _sample_inputs(policy, obs_shape, obs_dtype, b, recurrent, generator))
-            for b in CHECK_BATCH_SIZES
-        )
+        diffs = [_onnx_max_abs_diff(tmp, wrapper, _with_state(policy, obs, recurrent, generator)) for obs in batches]
+        diff = float(np.max(diffs))  # NaN-propagating, unlike the builtin max
     except Exception as exc:
         tmp.unlink(missing_ok=True)
         raise ValueError(f"ONNX export of {type(policy).__name__} failed: {_root_cause(exc)}") from exc
@@ -254,7 +369,7 @@ def export_policy_onnx(
         raise ValueError(
             f"ONNX check failed: onnxruntime differs from torch by {diff:.3g} (> {TOLERANCE:g}); nothing written"
         )
-    os.replace(tmp, output)
+    _replace(tmp, output)
     shapes = {name: list(shape) for name, shape in _io_shapes(onnx.load(str(output), load_external_data=False))}
     return ExportReport(
         path=output,
@@ -263,35 +378,74 @@ def export_policy_onnx(
         max_abs_diff=diff,
         inputs={name: shapes[name] for name in input_names},
         outputs={name: shapes[name] for name in outputs},
+        batch_sizes=tuple(len(obs) for obs in batches),
+        check_inputs=check_inputs,
     )
 
 
-def _sample_inputs(
-    policy: nn.Module,
-    obs_shape: tuple[int, ...],
-    obs_dtype: str | None,
-    batch: int,
-    recurrent: bool,
-    generator: torch.Generator,
-) -> list[torch.Tensor]:
-    """Random float32 check inputs: observations (and a perturbed initial state for recurrent policies)."""
+def _fallback_space(
+    policy: nn.Module, obs_shape: tuple[int, ...], obs_dtype: str | None
+) -> gymnasium.spaces.Box | None:
+    """Check-input bounds without the env's space: the policy's one-hot codes, an integer dtype's range within
+    [0, 255], or None (standard normal) for floats."""
+    import gymnasium
+
     dtype = np.dtype(obs_dtype or "float32")
-    if dtype.kind in "biu":  # bool/int observations (e.g. uint8 pixels): integers in the dtype's range ∩ [0, 255]
-        high = 2 if dtype.kind == "b" else min(int(np.iinfo(dtype).max), 255) + 1
-        obs = torch.randint(0, high, (batch, *obs_shape), generator=generator).float()
-    else:  # the checkpoint does not record the bounds of float observations
-        obs = torch.randn((batch, *obs_shape), generator=generator)
+    num_codes = getattr(policy, "num_codes", None)
+    if dtype.kind not in "biu":
+        return None
+    if dtype.kind == "b":
+        high = 1
+    elif isinstance(num_codes, int) and num_codes > 0:  # a one-hot encoder accepts only codes below num_codes
+        high = num_codes - 1
+    else:
+        high = min(int(np.iinfo(dtype).max), 255)
+    return gymnasium.spaces.Box(0, high, obs_shape, dtype=np.int64)
+
+
+def _space_observations(
+    space: gymnasium.spaces.Box | None, obs_shape: tuple[int, ...], batch: int, rng: np.random.Generator
+) -> np.ndarray:
+    """``batch`` float32 observations within ``space``: integers in [low, high] for integer dtypes; for floats
+    uniform where both bounds are finite (below :data:`UNBOUNDED`), an exponential tail beyond a lone bound,
+    standard normal where there is none; all standard normal without a space.
+
+    Shapes:
+        returns [batch, *obs_shape] float32.
+    """
+    shape = (batch, *obs_shape)
+    if space is None:
+        return rng.standard_normal(shape).astype(np.float32)
+    low, high = np.broadcast_to(space.low, space.shape), np.broadcast_to(space.high, space.shape)
+    if np.dtype(space.dtype).kind in "biu":
+        return rng.integers(low.astype(np.int64), high.astype(np.int64), shape, endpoint=True).astype(np.float32)
+    low, high = low.astype(np.float64), high.astype(np.float64)
+    has_low, has_high = low > -UNBOUNDED, high < UNBOUNDED
+    lo, hi = np.where(has_low, low, 0.0), np.where(has_high, high, 0.0)
+    obs = np.where(
+        has_low & has_high,
+        lo + rng.random(shape) * (hi - lo),
+        np.where(has_low, lo + rng.exponential(size=shape), np.where(has_high, hi - rng.exponential(size=shape), 0.0)),
+    )
+    obs = np.where(has_low | has_high, obs, rng.standard_normal(shape))
+    return obs.astype(np.float32)
+
+
+def _with_state(policy: nn.Module, obs: np.ndarray, recurrent: bool, generator: torch.Generator) -> list[torch.Tensor]:
+    """Check inputs: the observations as float32 (and a perturbed initial state for recurrent policies)."""
+    observations = torch.from_numpy(np.ascontiguousarray(obs, dtype=np.float32))
     if not recurrent:
-        return [obs]
-    h, c = policy.initial_state(batch)  # type: ignore[operator]
+        return [observations]
+    h, c = policy.initial_state(len(obs))  # type: ignore[operator]
     h = h.float() + 0.5 * torch.randn(h.shape, generator=generator)
     c = c.float() + 0.5 * torch.randn(c.shape, generator=generator)
-    return [obs, h, c]
+    return [observations, h, c]
 
 
 def _onnx_max_abs_diff(path: Path, wrapper: nn.Module, inputs: list[torch.Tensor]) -> float:
     """Largest difference between onnxruntime and torch over all outputs for ``inputs``: absolute for entries
-    of magnitude up to 1, relative above (float32 rounding grows with the magnitude, e.g. values of -160)."""
+    of magnitude up to 1, relative above (float32 rounding grows with the magnitude, e.g. values of -160); NaN
+    where either side has a NaN (the builtin ``max`` would drop it)."""
     import onnxruntime as ort
 
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
@@ -305,7 +459,7 @@ def _onnx_max_abs_diff(path: Path, wrapper: nn.Module, inputs: list[torch.Tensor
             raise ValueError(f"output '{name}' has shape {list(a.shape)} in onnxruntime, {list(b.shape)} in torch")
         ref = b.detach().double().numpy()
         scaled = np.abs(a.astype(np.float64) - ref) / np.maximum(1.0, np.abs(ref))
-        diff = max(diff, float(scaled.max(initial=0.0)))
+        diff = float(np.max(scaled, initial=diff))  # NaN-propagating
     return diff
 
 

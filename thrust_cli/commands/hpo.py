@@ -8,7 +8,8 @@ distribution per override key) and trials to run first (``enqueue``).
 Each trial is one ``thrust train`` process run by :func:`thrust_cli.commands.sweep.run_job`, so a crash, a NaN or a bad
 value is a failed trial, told to Optuna as ``FAIL``, and the study goes on. Trials go through Optuna's ask/tell
 interface (``jobs`` threads, each waiting on its own process); the study lives in an RDB storage, SQLite by
-default (``<sweep dir>/study.db``), so the same ``--storage`` and ``--study-name`` resume it.
+default (``<sweep dir>/study.db``), so the same ``--storage`` and ``--study-name`` resume it. A Ctrl-C stops the
+running trials as in a grid sweep: each ends ``interrupted``, a ``FAIL`` for Optuna (a partial run is no result).
 
 Why Optuna directly and not hydra-optuna-sweeper: the plugin pins optuna < 3 and SQLAlchemy 1.4, runs trials in
 the sweeper's own process and aborts the sweep on the first failed trial unless ``max_failure_rate`` is raised.
@@ -21,6 +22,7 @@ import json
 import math
 import re
 import shlex
+import signal
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -31,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from thrust_cli.commands.sweep import SUMMARY_FIELDS, expand, make_sweep_dir, run_job, write_summary
+from thrust_cli.commands.sweep import SUMMARY_FIELDS, Jobs, expand, make_sweep_dir, run_job, write_summary
 from thrust_cli.run.config import (
     ConfigError,
     _check_node,
@@ -303,12 +305,17 @@ def open_study(spec: HpoSpec, storage: str, study_name: str) -> optuna.Study:
 def _tell(
     study: optuna.Study, trial: optuna.Trial, row: dict[str, Any], overrides: list[str], objective: str
 ) -> dict[str, Any]:
-    """Record the trial's cost and outcome (returned); a failed run or a missing or NaN objective is a FAIL."""
+    """Record the trial's cost and outcome (returned); a failed, interrupted or skipped run, or a missing or NaN
+    objective, is a FAIL."""
     from optuna.trial import TrialState
 
     value, error = row["objective"], row["error"]
-    ok = row["status"] != "failed" and _is_number(value) and math.isfinite(value)
-    if row["status"] != "failed" and value is None:
+    ok = row["status"] in ("completed", "solved") and _is_number(value) and math.isfinite(value)
+    if row["status"] == "interrupted":
+        error = "stopped by Ctrl-C; no result told to the study"
+    elif row["status"] == "skipped":
+        error = "not started: the sweep was stopped by Ctrl-C"
+    elif row["status"] != "failed" and value is None:
         error = f"{objective} is null in summary.json" + (" (no episode finished)" if "return" in objective else "")
     elif row["status"] != "failed" and not ok:
         error = f"{objective}={value!r} is not a finite number"
@@ -317,7 +324,7 @@ def _tell(
         "seconds": row["seconds"],
         "sps": row["sps"],
         "run_dir": row["run_dir"],
-        "status": row["status"] if ok else "failed",
+        "status": row["status"] if ok or row["status"] in ("interrupted", "skipped") else "failed",
         "error": error,
         "overrides": overrides,
     }
@@ -402,35 +409,31 @@ def run_hpo(
     finished = sum(t.state.is_finished() for t in study.get_trials(deepcopy=False))
     to_run = max(0, (n_trials or spec.n_trials) - finished)
 
-    lock, stop = threading.Lock(), threading.Event()
+    lock, running = threading.Lock(), Jobs()
     started = 0
 
     def worker() -> None:
         nonlocal started
         while True:
             with lock:  # the storage is touched by one thread at a time
-                if started >= to_run or stop.is_set():
+                if started >= to_run or running.stopping:
                     return
                 started += 1
                 trial = study.ask()
                 values = {name: _suggest(trial, name, param) for name, param in spec.params.items()}
                 overrides = [*base, *(format_override(k, v) for k, v in values.items())]
-            row = run_job(trial.number, overrides, sweep_dir / str(trial.number), spec.objective)
+            row = run_job(trial.number, overrides, sweep_dir / str(trial.number), spec.objective, running)
             with lock:
                 attrs = _tell(study, trial, row, overrides, spec.objective)
             if echo:
                 outcome = f"{spec.objective}={row['objective']:.4g}" if not attrs["error"] else attrs["error"]
                 echo(f"trial {trial.number}: {attrs['status']:9s} {outcome}  {shown(values)}")
 
-    interrupted = False
     pool = ThreadPoolExecutor(max_workers=max(1, min(jobs, to_run)))
-    try:
-        for future in [pool.submit(worker) for _ in range(max(1, min(jobs, to_run)))]:
-            future.result()
-    except KeyboardInterrupt:  # the trials' processes got the signal too: they end as failed trials
-        stop.set()
-        interrupted = True
+    try:  # a Ctrl-C stops the running trials (they end as interrupted) and starts no more
+        interrupted = running.wait([pool.submit(worker) for _ in range(max(1, min(jobs, to_run)))])
     finally:
+        running.stop(signal.SIGKILL)  # nothing is left running unless the study itself failed
         pool.shutdown(wait=True)
 
     rows = study_rows(study)

@@ -34,12 +34,62 @@ def gaussian_head(policy: nn.Module) -> Gaussian | None:
 def _output_path(
     path_or_run: str | os.PathLike[str], checkpoint: str, output: str | os.PathLike[str] | None, suffix: str
 ) -> Path:
+    """The file one format writes.
+
+    ``output`` naming an existing directory, or ending in '/', means ``policy<suffix>`` inside it (created if
+    missing); any other ``output`` is the file itself. Without ``output``: ``<run-dir>/export/policy<suffix>``
+    for a run directory, ``<checkpoint><suffix>`` next to a checkpoint file.
+    """
     if output is not None:
-        out = Path(output)
-        return out / f"policy{suffix}" if out.is_dir() else out
+        text = os.fspath(output)
+        out = Path(text)
+        return out / f"policy{suffix}" if out.is_dir() or text.endswith(("/", os.sep)) else out
     if Path(path_or_run).is_dir():
         return Path(path_or_run) / "export" / f"policy{suffix}"
     return Path(checkpoint).with_suffix(suffix)
+
+
+def _cannot_write(target: Path, reason: str) -> ValueError:
+    return ValueError(f"cannot write '{target}': {reason}")
+
+
+def _reason(exc: OSError) -> str:
+    return exc.strerror or str(exc).splitlines()[0]
+
+
+def _writable_tmp(target: Path) -> Path:
+    """Create ``target``'s directory and return a temporary file name beside it, ``.tmp_<name>``, proven writable.
+
+    Export writes the temporary file and renames it to ``target`` once complete, so a failed export leaves no
+    partial file. Files are created with ``open()``: mode 0666 less the umask (0644 under umask 022).
+
+    Raises:
+        ValueError: ``cannot write '<target>': <reason>`` (one line), e.g. a parent that is a file.
+    """
+    for parent in target.parents:  # the nearest existing ancestor must be a directory
+        if parent.exists():
+            if not parent.is_dir():
+                raise _cannot_write(target, f"'{parent}' is not a directory")
+            break
+    if target.is_dir():
+        raise _cannot_write(target, "it is a directory")
+    tmp = target.with_name(f".tmp_{target.name}")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with open(tmp, "wb"):
+            pass
+    except OSError as exc:
+        raise _cannot_write(target, _reason(exc)) from None
+    return tmp
+
+
+def _replace(tmp: Path, target: Path) -> None:
+    """Rename the finished ``tmp`` to ``target`` (atomic on POSIX); on failure remove ``tmp`` and raise one line."""
+    try:
+        os.replace(tmp, target)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise _cannot_write(target, _reason(exc)) from None
 
 
 def export_safetensors(path_or_run: str | os.PathLike[str], output: str | os.PathLike[str] | None = None) -> Path:
@@ -51,16 +101,18 @@ def export_safetensors(path_or_run: str | os.PathLike[str], output: str | os.Pat
 
     Args:
         path_or_run: run directory or checkpoint file.
-        output: file to write; default ``<run-dir>/export/policy.safetensors`` or ``<checkpoint>.safetensors``.
+        output: file to write, or a directory (existing, or ending in '/') to write ``policy.safetensors`` in;
+            default ``<run-dir>/export/policy.safetensors`` or ``<checkpoint>.safetensors``.
 
     Returns:
-        the path written.
+        the path written (mode 0666 less the umask).
 
     Raises:
-        ValueError: an architecture without a documented safetensors layout (``mlp`` and ``lstm`` have one).
+        ValueError: an architecture without a documented safetensors layout (``mlp`` and ``lstm`` have one), or
+            ``cannot write '<path>': <reason>``.
         ImportError: safetensors is missing (one-line message).
     """
-    save_file = _require_safetensors().save_file
+    save = _require_safetensors().save
     policy, cfg, state = load_policy(path_or_run)
     spaces = state["spaces"]
     target = _output_path(path_or_run, state["path"], output, ".safetensors")
@@ -116,8 +168,15 @@ def export_safetensors(path_or_run: str | os.PathLike[str], output: str | os.Pat
         "forward": description["forward"],
         "source": {"checkpoint": Path(state["path"]).name, "global_step": int(state["global_step"])},
     }
-    target.parent.mkdir(parents=True, exist_ok=True)
-    save_file(tensors, str(target), metadata={key: json.dumps(value) for key, value in metadata.items()})
+    # safetensors' save_file writes mode 0600; serialise here and write with open() (mode 0666 less the umask)
+    data = save(tensors, metadata={key: json.dumps(value) for key, value in metadata.items()})
+    tmp = _writable_tmp(target)
+    try:
+        tmp.write_bytes(data)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise _cannot_write(target, _reason(exc)) from None
+    _replace(tmp, target)
     return target
 
 
@@ -280,7 +339,7 @@ def _mlp_tensor_layout(tensors: dict[str, torch.Tensor]) -> dict[str, str]:
 
 
 def _require_safetensors() -> Any:
-    """Return the ``safetensors.torch`` module (``save_file``, ``load_file``, ``safe_open``)."""
+    """Return the ``safetensors.torch`` module (``save``, ``load_file``, ``safe_open``)."""
     try:
         import safetensors.torch
     except ImportError:

@@ -27,7 +27,7 @@ from thrust_cli.learn.rollout import EpisodeTracker
 from thrust_cli.run.checkpoint import load_checkpoint, save_best, save_checkpoint
 from thrust_cli.run.config import validate
 from thrust_cli.run.logging import RunLogger
-from thrust_cli.vector.envs import make_vector
+from thrust_cli.vector.envs import make_env, make_vector
 from thrust_cli.vector.serial import VectorizerError
 
 
@@ -43,6 +43,48 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
+
+
+def preflight(cfg: DictConfig) -> None:
+    """Check, before anything is written, what would stop :func:`train` at its start.
+
+    Validates the config, resolves the device, builds one env instance (no vectorizer) for its spaces and the
+    policy for them on the meta device (shapes only), then drops both: ``thrust train`` calls it before creating
+    the run directory, so that a run that cannot start leaves no empty directory behind. It costs one env
+    instance (a few milliseconds for the C envs) and the config validation.
+
+    Raises:
+        ConfigError: invalid config. TrainingError: the device is unavailable, the env cannot be made (e.g. an
+            unknown Gymnasium id), its action space is not supported or the policy does not fit its spaces.
+    """
+    run = validate(cfg)
+    resolve_device(run.device)
+    try:
+        env = make_env(run.env, num_envs=1, seed=run.seed)
+    except ValueError as exc:
+        raise TrainingError(str(exc)) from None
+    try:
+        meta = torch.device("meta")
+        with meta:  # shapes only: no memory and no weight initialisation (an orthogonal init costs ~0.1 s)
+            _build_policy(env.single_observation_space, env.single_action_space, run.policy, meta)
+    finally:
+        env.close()
+
+
+def _build_policy(
+    obs_space: Any, act_space: Any, policy_cfg: Any, device: torch.device
+) -> tuple[torch.nn.Module, int, tuple[list[float], list[float]] | None, int | None]:
+    """The policy for these spaces and ``(num_actions, box, num_codes)``; TrainingError if it cannot be built."""
+    action = _action_spec(act_space)
+    if action is None:
+        raise TrainingError(f"action space {act_space} is not supported; allowed: Discrete, Box (1-d)")
+    num_actions, box = action
+    num_codes = int(obs_space.high.max()) + 1 if np.issubdtype(obs_space.dtype, np.integer) else None
+    try:
+        policy = make_policy(obs_space.shape, num_actions, policy_cfg, num_codes, box).to(device)
+    except ValueError as exc:
+        raise TrainingError(str(exc)) from None
+    return policy, num_actions, box, num_codes
 
 
 def train(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
@@ -75,17 +117,11 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
     except VectorizerError as exc:
         raise TrainingError(str(exc)) from None
     obs_space, act_space = vec.single_observation_space, vec.single_action_space
-    action = _action_spec(act_space)
-    if action is None:
-        vec.close()
-        raise TrainingError(f"action space {act_space} is not supported; allowed: Discrete, Box (1-d)")
-    num_actions, box = action
-    num_codes = int(obs_space.high.max()) + 1 if np.issubdtype(obs_space.dtype, np.integer) else None
     try:
-        policy = make_policy(obs_space.shape, num_actions, run.policy, num_codes, box).to(device)
-    except ValueError as exc:
+        policy, num_actions, box, num_codes = _build_policy(obs_space, act_space, run.policy, device)
+    except TrainingError:
         vec.close()
-        raise TrainingError(str(exc)) from None
+        raise
     optimizer = Adam(policy.parameters(), lr=run.lr, eps=1e-5)
 
     T, N = algo.num_steps, vec.num_agents
@@ -104,6 +140,8 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
     best: dict[str, Any] = {"value": None}  # the best_metric value of checkpoints/best.pt
     last_metrics: dict[str, Any] = {}
     updates_done = 0
+    # a resumed run goes on from its checkpoint's step and elapsed time; SPS counts this process's steps only
+    step0, time0 = 0, 0.0
     solved: dict[str, Any] = {"step": None, "s": None}
     interrupted = _InterruptFlag()
 
@@ -116,7 +154,7 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
             checked_episodes[0] = tracker.episodes
             mean = tracker.mean_return(tcfg.target_window)
             if mean is not None and mean >= tcfg.target_return:
-                solved.update(step=global_step, s=time.perf_counter() - start)
+                solved.update(step=global_step, s=time0 + time.perf_counter() - start)
         return interrupted.flag or solved["step"] is not None
 
     recurrent = bool(getattr(policy, "recurrent", False))
@@ -135,6 +173,7 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
             "optimizer": optimizer.state_dict(),
             "global_step": collector.global_step,
             "update": updates_done,
+            "time_s": time0 + time.perf_counter() - start,  # elapsed training time, resumed segments included
             "learner": asdict(learner),
             "best": best["value"],  # the best `train.best_metric` value so far (that of checkpoints/best.pt)
             "metric_value": value,  # this checkpoint's value of it
@@ -157,15 +196,22 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
         # continue where the last checkpoint left off: weights, optimizer, LR schedule (update count), step,
         # RNG states and the episode window; envs start fresh episodes, seeded from the resumed step
         try:
-            updates_done, resume_step = _restore(run_dir, policy, optimizer, collector, tracker, learner, best)
+            updates_done, resume_step, time0 = _restore(run_dir, policy, optimizer, collector, tracker, learner, best)
         except BaseException:
+            interrupted.restore()
             vec.close()
             raise
+        step0 = resume_step
+        if updates_done >= num_updates:  # nothing left to train: report the run as it was
+            interrupted.restore()
+            vec.close()
+            return _already_done(run_dir, collector.global_step, time0, tracker)
     try:
         logger = RunLogger(
             run_dir, num_updates * batch_size, tcfg.progress, run.logger, config_container, resume_step=resume_step
         )
     except BaseException:
+        interrupted.restore()
         vec.close()
         raise
     env_seed = run.seed + (resume_step or 0)
@@ -193,7 +239,9 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
             timing["learn_s"] += time.perf_counter() - learn_begin
 
             # log and checkpoint
-            metrics = _metrics(stats, collector.global_step, start, train_start, tracker, b_values, b_returns, vec)
+            now = time.perf_counter()
+            elapsed = (time0 + now - start, now - train_start)
+            metrics = _metrics(stats, collector.global_step, step0, *elapsed, tracker, b_values, b_returns, vec)
             metrics.update(update=update, num_updates=num_updates, lr=optimizer.param_groups[0]["lr"])
             if learner.kl_coef is not None:
                 metrics["kl_coef"] = learner.kl_coef
@@ -220,11 +268,13 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
     if params_ok:
         checkpoint()
     global_step = collector.global_step
+    now = time.perf_counter()
     summary = {
         "status": status,
         "global_step": global_step,
-        "wall_time_s": time.perf_counter() - start,
-        "sps": global_step / max(time.perf_counter() - train_start, 1e-9),
+        "wall_time_s": time0 + now - start,
+        "sps": (global_step - step0) / max(now - train_start, 1e-9),
+        "resumed_from_step": resume_step,
         "mean_return_last_100": tracker.mean_return(min(100, len(tracker.recent_returns)) or None),
         "episodes": tracker.episodes,
         "solved_at_step": solved["step"],
@@ -237,6 +287,32 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
     if failure is not None:
         raise TrainingError(f"{failure} (run saved in {run_dir})")
     return summary
+
+
+def _already_done(run_dir: Path, global_step: int, time0: float, tracker: EpisodeTracker) -> dict[str, Any]:
+    """The summary of a resumed run that had already done all its updates: nothing is trained or written.
+
+    Its ``status`` is ``already completed``; the other values are those of the run's ``summary.json`` (when
+    readable), so the SPS is the one measured when the run trained, not a number divided by no time.
+    """
+    path = run_dir / "summary.json"
+    try:
+        saved: dict[str, Any] = json.loads(path.read_text())
+    except (OSError, ValueError):
+        saved = {}
+    summary: dict[str, Any] = {
+        "global_step": global_step,
+        "wall_time_s": time0,
+        "sps": global_step / time0 if time0 > 0 else 0.0,
+        "mean_return_last_100": tracker.mean_return(min(100, len(tracker.recent_returns)) or None),
+        "episodes": tracker.episodes,
+        "solved_at_step": None,
+        "solved_at_s": None,
+        "error": None,
+    }
+    if saved.get("global_step") == global_step:
+        summary.update(saved)
+    return summary | {"status": "already completed", "resumed_from_step": global_step}
 
 
 def _best_value(tcfg: Any, tracker: EpisodeTracker, metrics: dict[str, Any]) -> float | None:
@@ -267,15 +343,18 @@ def _restore(
     tracker: EpisodeTracker,
     learner: LearnerState,
     best: dict[str, Any],
-) -> tuple[int, int]:
-    """Load the latest checkpoint of ``run_dir`` into the training state; return (updates done, global step).
+) -> tuple[int, int, float]:
+    """Load the latest checkpoint of ``run_dir`` into the training state.
 
     A run killed before its first checkpoint restarts from step 0 in the same directory.
+
+    Returns:
+        (updates done, global step, elapsed seconds; 0 for checkpoints written before it was saved).
     """
     try:
         state = load_checkpoint(run_dir)
     except FileNotFoundError:
-        return 0, 0
+        return 0, 0, 0.0
     try:
         policy.load_state_dict(state["policy"])
         optimizer.load_state_dict(state["optimizer"])
@@ -292,27 +371,29 @@ def _restore(
     tracker.episodes = int(episodes.get("count", 0))
     learner.kl_coef = state.get("learner", {}).get("kl_coef", learner.kl_coef)
     best["value"] = state.get("best")
-    return int(state.get("update", 0)), collector.global_step
+    return int(state.get("update", 0)), collector.global_step, float(state.get("time_s", 0.0))
 
 
 def _metrics(
     stats: list[Any],
     global_step: int,
-    start: float,
-    train_start: float,
+    step0: int,
+    elapsed: float,
+    train_elapsed: float,
     tracker: EpisodeTracker,
     b_values: torch.Tensor,
     b_returns: torch.Tensor,
     vec: Any,
 ) -> dict[str, Any]:
-    now = time.perf_counter()
+    """One metrics line: ``time_s`` is the run's elapsed time (resumed segments included); ``sps`` the steps of
+    this process (since ``step0``) over its ``train_elapsed`` seconds of training."""
     mean_ret, mean_len = tracker.pop_since()
     var_returns = b_returns.var()
     explained_var = (1.0 - (b_returns - b_values).var() / var_returns).item() if var_returns > 0 else float("nan")
     metrics: dict[str, Any] = {
         "global_step": global_step,
-        "time_s": now - start,
-        "sps": global_step / max(now - train_start, 1e-9),
+        "time_s": elapsed,
+        "sps": (global_step - step0) / max(train_elapsed, 1e-9),
         "episode_return": mean_ret,
         "episode_length": mean_len,
         "explained_variance": explained_var,

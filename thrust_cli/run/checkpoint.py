@@ -119,3 +119,32 @@ def load_policy(path: str | os.PathLike[str]) -> tuple[torch.nn.Module, Any, dic
         ) from None
     policy.eval()
     return policy, cfg, state
+
+
+def latest_run(outputs: Path = Path("outputs")) -> Path:
+    """The newest run directory under ``outputs`` that has checkpoints, for commands run without one.
+
+    Runs live at ``outputs/<date>/<time>[_n]/checkpoints/step_*.pt`` (``hydra.run.dir``); the newest is the one
+    whose latest checkpoint (the one :func:`find_checkpoint` picks) was modified last, so a resumed older run
+    that wrote a checkpoint since counts as newer.
+
+    Raises:
+        FileNotFoundError: with a one-line message when no run under ``outputs`` has a checkpoint.
+    """
+    newest: tuple[float, str, Path] | None = None
+    for run_dir in Path(outputs).glob("*/*"):
+        steps = sorted((run_dir / CHECKPOINT_DIR).glob("step_*.pt"))
+        if not steps:
+            continue
+        try:
+            key = (steps[-1].stat().st_mtime, str(run_dir), run_dir)
+        except OSError:  # removed meanwhile
+            continue
+        if newest is None or key[:2] > newest[:2]:
+            newest = key
+    if newest is None:
+        raise FileNotFoundError(
+            f"no run with checkpoints under '{outputs}' (looked for {outputs}/<date>/<time>/{CHECKPOINT_DIR}/"
+            "step_*.pt): train one first (thrust train) or name a run directory or checkpoint"
+        )
+    return newest[2]

@@ -92,6 +92,8 @@ def render(metrics: dict[str, Any], total_steps: int | None = None, title: str =
     from rich.text import Text
 
     step = int(metrics.get("global_step") or 0)
+    if total_steps:  # never more done than planned: async groups and resumed runs can pass the planned total
+        total_steps = max(total_steps, step)
     sps = metrics.get("sps")
     elapsed = metrics.get("time_s")
     remaining = None

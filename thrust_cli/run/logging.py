@@ -100,23 +100,30 @@ class RunLogger:
     def _show(self, m: dict[str, Any]) -> None:
         if self.mode == "none":
             return
+        step = int(m["global_step"])
+        # the planned total is a round number of updates; groups of agents stepping ahead (async collection)
+        # or a resumed run can pass it, and a progress display never shows more done than planned
+        self.total_steps = max(self.total_steps, step)
         if self._dashboard is not None:
+            self._dashboard.total_steps = self.total_steps
             self._dashboard.update(m)
             return
-        ret = m.get("episode_return")
+        ret = m.get("episode_return")  # None until an episode ends: shown as "-"
         if self._live is not None:
             self._live.update(
                 self._task,
-                completed=m["global_step"],
+                completed=step,
+                total=self.total_steps,
                 sps=f"{m.get('sps', 0):,.0f}",
                 ret="-" if ret is None else f"{ret:.1f}",
                 elapsed=f"{m.get('time_s', 0):.1f}s",
             )
         elif time.monotonic() - self._last_plain >= 1.0:
             self._last_plain = time.monotonic()
+            shown_ret = "-" if ret is None else f"{ret:.2f}"
             text = (
-                f"step {m['global_step']:>10,}/{self.total_steps:,}  sps {m.get('sps', 0):>9,.0f}  "
-                f"return {ret if ret is None else f'{ret:8.2f}'}  t {m.get('time_s', 0):6.1f}s"
+                f"step {step:>10,}/{self.total_steps:,}  sps {m.get('sps', 0):>9,.0f}  "
+                f"return {shown_ret:>8}  t {m.get('time_s', 0):6.1f}s"
             )
             print(text, file=self.stream, flush=True)
 
