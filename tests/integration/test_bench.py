@@ -16,7 +16,8 @@ from typer.testing import CliRunner
 
 import envs_cython
 from thrust_cli.cli import app
-from thrust_cli.commands.bench import c_reference, random_actions
+from thrust_cli.commands.bench import c_reference
+from thrust_cli.vector.spaces import random_actions
 
 QUICK = ["--seconds", "0.05", "--train-steps", "0", "--vec-envs", "0"]
 # (overrides, has a C driver): every preset of conf/env, busy at the work docs/performance.md quotes too, gym

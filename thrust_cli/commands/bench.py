@@ -18,6 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from thrust_cli.run.config import validate
 from thrust_cli.vector.envs import make_env
+from thrust_cli.vector.spaces import random_actions
 
 ENV_SIZES = (1, 64, 1024, 4096)
 ADVANTAGE_SIZE = (8192, 64)  # rows x steps: the size PufferLib's CPU advantage op is quoted at
@@ -30,45 +31,6 @@ def repeats_for(seconds: float, most: int) -> int:
     """Timed repetitions of a fixed-size measurement for ``--seconds``: ``most`` at 1 s and above, fewer below
     it (a quick ``--seconds 0.05`` bench stays quick), never under 5 (their median stays meaningful)."""
     return max(5, min(most, round(most * seconds)))
-
-
-def random_actions(space: Any, num_agents: int, count: int, rng: np.random.Generator) -> list[np.ndarray]:
-    """``count`` arrays of random actions for ``num_agents`` agents drawn from one agent's action ``space``.
-
-    Discrete: integers in [start, start + n). Box: uniform in [low, high] per component; an unbounded side draws
-    from a normal (both sides open) or an exponential away from the bound (one side), as ``Box.sample`` does.
-
-    Shapes:
-        each array: [A, *space.shape] of ``space.dtype`` (Discrete: [A] int32, the buffers' dtype).
-
-    Raises:
-        ValueError: a space other than Discrete or Box.
-    """
-    import gymnasium
-
-    if isinstance(space, gymnasium.spaces.Discrete):
-        start = int(space.start)
-        return [rng.integers(start, start + int(space.n), size=num_agents).astype(np.int32) for _ in range(count)]
-    if isinstance(space, gymnasium.spaces.Box):
-        shape = (num_agents, *space.shape)
-        low = np.broadcast_to(space.low, space.shape).astype(np.float64)
-        high = np.broadcast_to(space.high, space.shape).astype(np.float64)
-        bounded_low, bounded_high = np.isfinite(low), np.isfinite(high)
-        draws = []
-        for _ in range(count):
-            uniform = rng.uniform(np.where(bounded_low, low, 0.0), np.where(bounded_high, high, 1.0), size=shape)
-            exponential = rng.exponential(size=shape)
-            sample = np.where(
-                bounded_low & bounded_high,
-                uniform,
-                np.where(bounded_low, low + exponential, np.where(bounded_high, high - exponential, 0.0)),
-            )
-            sample = np.where(bounded_low | bounded_high, sample, rng.standard_normal(size=shape))
-            if np.issubdtype(space.dtype, np.integer):
-                sample = np.floor(sample)
-            draws.append(sample.astype(space.dtype))
-        return draws
-    raise ValueError(f"thrust bench draws random actions from Discrete or Box action spaces, not {space}")
 
 
 def env_steps_per_second(env_cfg: Any, num_envs: int, seconds: float, repeats: int = 5) -> float:

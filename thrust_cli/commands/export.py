@@ -4,7 +4,8 @@ ONNX: one self-contained file (no ``.onnx.data`` sidecar), written by torch's dy
 opset its op library (onnxscript's torchlib) is written in, so no version conversion runs; onnxruntime has run
 opset 18 since 1.14, onnxruntime-web included. Every export is checked: onnxruntime and torch run the same
 observations — drawn from the env's observation space at batch 1 and 7, plus real observations of a short random
-rollout (:func:`check_observations`) — and a difference above :data:`TOLERANCE` deletes the file and raises.
+rollout (:mod:`~thrust_cli.commands.export_check`) — and a difference above :data:`TOLERANCE` deletes the file
+and raises.
 
 safetensors: the policy's ``state_dict`` under its own names, with JSON metadata describing the architecture,
 spaces and tensor layout, enough to rebuild the policy without Thrust's config (:func:`load_safetensors_policy`);
@@ -25,7 +26,6 @@ import io
 import json
 import logging
 import os
-import re
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -36,6 +36,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from thrust_cli.commands.export_check import check_observations, fallback_space, root_cause, space_observations
 from thrust_cli.commands.safetensors_format import (  # noqa: F401 - the safetensors API is re-exported here
     FORMAT,
     FORMAT_VERSION,
@@ -57,9 +58,6 @@ if TYPE_CHECKING:
 DEFAULT_OPSET = 18
 TOLERANCE = 1e-4
 CHECK_BATCH_SIZES = (1, 7)
-ROLLOUT_STEPS = 32  # random-action env steps whose observations are also checked
-ROLLOUT_ROWS = 64  # at most this many of them, as one batch
-UNBOUNDED = 1e6  # a bound beyond this counts as none (Gymnasium writes float32 max for "unbounded")
 ONNX_MISSING = "ONNX export needs onnx, onnxscript and onnxruntime: pip install 'thrust-rl[export]'"
 
 
@@ -206,68 +204,6 @@ def export_onnx(
     )
 
 
-def check_observations(
-    env_cfg: Any, spaces: dict[str, Any], seed: int = 0
-) -> tuple[gymnasium.spaces.Box | None, np.ndarray | None, str]:
-    """The observations the export check runs: ``(observation_space, rollout, description)``.
-
-    The run's env is built from its config (one board for multi-agent envs, else 8 instances) for its
-    observation space (the bounds checkpoints do not record) and :data:`ROLLOUT_STEPS` random-action steps, of
-    which up to :data:`ROLLOUT_ROWS` observations are kept. If the env cannot be built here (e.g. a Gymnasium id
-    whose package is missing), integer observations fall back to the checkpoint's ``num_codes`` (codes
-    ``0 .. num_codes - 1``) and float ones to standard normal draws; the description says which.
-
-    Shapes:
-        rollout: [rows, *obs_shape] in the env's observation dtype.
-    """
-    import gymnasium
-
-    obs_shape = tuple(spaces["obs_shape"])
-    try:
-        space, rollout = _env_rollout(env_cfg, seed)
-        if tuple(space.shape) != obs_shape:
-            raise ValueError(f"its observation shape {list(space.shape)} is not the checkpoint's {list(obs_shape)}")
-        return space, rollout, f"observations from {env_cfg.name}'s observation space and a random rollout"
-    except Exception as exc:  # any env failure: check on what the checkpoint records instead
-        reason = _root_cause(exc)
-    num_codes = spaces.get("num_codes")
-    if num_codes:
-        codes = gymnasium.spaces.Box(0, int(num_codes) - 1, obs_shape, dtype=np.dtype(spaces["obs_dtype"]))
-        return codes, None, f"observation codes 0..{int(num_codes) - 1}; env not built: {reason}"
-    return None, None, f"standard normal observations; env not built: {reason}"
-
-
-def _env_rollout(env_cfg: Any, seed: int) -> tuple[gymnasium.spaces.Box, np.ndarray]:
-    """The env's observation space and observations of a short rollout with uniform random actions."""
-    import gymnasium
-
-    from thrust_cli.vector.envs import agents_per_env, make_env
-
-    env = make_env(env_cfg, 1 if agents_per_env(env_cfg) > 1 else 8, seed)
-    rng = np.random.default_rng(seed)
-    try:
-        env.reset(seed=seed)
-        rows = [env.observations.copy()]
-        act = env.single_action_space
-        for _ in range(ROLLOUT_STEPS):
-            if isinstance(act, gymnasium.spaces.Discrete):
-                actions = rng.integers(0, int(act.n), env.num_agents).astype(np.int32)
-            elif isinstance(act, gymnasium.spaces.Box):  # uniform within the bounds, [-1, 1] where unbounded
-                low = np.where(np.isfinite(act.low), act.low, -1.0)
-                high = np.where(np.isfinite(act.high), act.high, 1.0)
-                actions = rng.uniform(low, high, (env.num_agents, *act.shape)).astype(np.float32)
-            else:
-                raise ValueError(f"action space {act} is not supported; allowed: Discrete, Box")
-            env.step(actions)
-            rows.append(env.observations.copy())
-        space = env.single_observation_space
-    finally:
-        env.close()
-    observations = np.concatenate(rows)
-    keep = rng.choice(len(observations), min(ROLLOUT_ROWS, len(observations)), replace=False)
-    return space, observations[np.sort(keep)]
-
-
 def export_policy_onnx(
     policy: nn.Module,
     obs_shape: tuple[int, ...],
@@ -299,7 +235,7 @@ def export_policy_onnx(
             integers in [0, 255]; float dtypes draw standard normal values. The ONNX input is float32 whatever it is.
         metadata: extra ``metadata_props`` of the ONNX model (readable with onnxruntime's ``get_modelmeta()``).
         observation_space: the env's observation space: check observations are drawn within its bounds
-            (uniform where both are finite, integers for integer dtypes; see :func:`_space_observations`).
+            (uniform where both are finite, integers for integer dtypes; see :mod:`~thrust_cli.commands.export_check`).
         observations: real env observations, checked as one more batch.
         check_inputs: how the check observations were chosen, for the report (default: from the arguments).
 
@@ -321,9 +257,9 @@ def export_policy_onnx(
     policy.eval()
     recurrent = is_recurrent(policy)
     output = Path(output)
-    space = observation_space if observation_space is not None else _fallback_space(policy, obs_shape, obs_dtype)
+    space = observation_space if observation_space is not None else fallback_space(policy, obs_shape, obs_dtype)
     rng = np.random.default_rng(0)
-    batches = [_space_observations(space, obs_shape, b, rng) for b in CHECK_BATCH_SIZES]
+    batches = [space_observations(space, obs_shape, b, rng) for b in CHECK_BATCH_SIZES]
     if observations is not None:
         batches.append(np.asarray(observations, dtype=np.float32).reshape(-1, *obs_shape))
     if check_inputs is None:
@@ -336,7 +272,7 @@ def export_policy_onnx(
     generator = torch.Generator().manual_seed(0)
     batch = torch.export.Dim("batch", min=1)
     # Trace at batch 3: a batch of 1 would be specialised to a constant by torch.export.
-    sample = _with_state(policy, _space_observations(space, obs_shape, 3, rng), recurrent, generator)
+    sample = _with_state(policy, space_observations(space, obs_shape, 3, rng), recurrent, generator)
     dynamic_shapes: dict[str, dict[int, Any]] = {"observations": {0: batch}}
     if recurrent:
         dynamic_shapes.update(h_in={1: batch}, c_in={1: batch})
@@ -363,7 +299,7 @@ def export_policy_onnx(
         diff = float(np.max(diffs))  # NaN-propagating, unlike the builtin max
     except Exception as exc:
         tmp.unlink(missing_ok=True)
-        raise ValueError(f"ONNX export of {type(policy).__name__} failed: {_root_cause(exc)}") from exc
+        raise ValueError(f"ONNX export of {type(policy).__name__} failed: {root_cause(exc)}") from exc
     if not diff <= TOLERANCE:  # also catches NaN
         tmp.unlink(missing_ok=True)
         raise ValueError(
@@ -381,54 +317,6 @@ def export_policy_onnx(
         batch_sizes=tuple(len(obs) for obs in batches),
         check_inputs=check_inputs,
     )
-
-
-def _fallback_space(
-    policy: nn.Module, obs_shape: tuple[int, ...], obs_dtype: str | None
-) -> gymnasium.spaces.Box | None:
-    """Check-input bounds without the env's space: the policy's one-hot codes, an integer dtype's range within
-    [0, 255], or None (standard normal) for floats."""
-    import gymnasium
-
-    dtype = np.dtype(obs_dtype or "float32")
-    num_codes = getattr(policy, "num_codes", None)
-    if dtype.kind not in "biu":
-        return None
-    if dtype.kind == "b":
-        high = 1
-    elif isinstance(num_codes, int) and num_codes > 0:  # a one-hot encoder accepts only codes below num_codes
-        high = num_codes - 1
-    else:
-        high = min(int(np.iinfo(dtype).max), 255)
-    return gymnasium.spaces.Box(0, high, obs_shape, dtype=np.int64)
-
-
-def _space_observations(
-    space: gymnasium.spaces.Box | None, obs_shape: tuple[int, ...], batch: int, rng: np.random.Generator
-) -> np.ndarray:
-    """``batch`` float32 observations within ``space``: integers in [low, high] for integer dtypes; for floats
-    uniform where both bounds are finite (below :data:`UNBOUNDED`), an exponential tail beyond a lone bound,
-    standard normal where there is none; all standard normal without a space.
-
-    Shapes:
-        returns [batch, *obs_shape] float32.
-    """
-    shape = (batch, *obs_shape)
-    if space is None:
-        return rng.standard_normal(shape).astype(np.float32)
-    low, high = np.broadcast_to(space.low, space.shape), np.broadcast_to(space.high, space.shape)
-    if np.dtype(space.dtype).kind in "biu":
-        return rng.integers(low.astype(np.int64), high.astype(np.int64), shape, endpoint=True).astype(np.float32)
-    low, high = low.astype(np.float64), high.astype(np.float64)
-    has_low, has_high = low > -UNBOUNDED, high < UNBOUNDED
-    lo, hi = np.where(has_low, low, 0.0), np.where(has_high, high, 0.0)
-    obs = np.where(
-        has_low & has_high,
-        lo + rng.random(shape) * (hi - lo),
-        np.where(has_low, lo + rng.exponential(size=shape), np.where(has_high, hi - rng.exponential(size=shape), 0.0)),
-    )
-    obs = np.where(has_low | has_high, obs, rng.standard_normal(shape))
-    return obs.astype(np.float32)
 
 
 def _with_state(policy: nn.Module, obs: np.ndarray, recurrent: bool, generator: torch.Generator) -> list[torch.Tensor]:
@@ -463,14 +351,6 @@ def _onnx_max_abs_diff(path: Path, wrapper: nn.Module, inputs: list[torch.Tensor
     return diff
 
 
-def _root_cause(exc: BaseException) -> str:
-    """First line of the innermost cause: the exporter wraps the real error in several layers of advice."""
-    while exc.__cause__ is not None:
-        exc = exc.__cause__
-    lines = [line.strip() for line in re.sub(r"\x1b\[[0-9;]*m", "", str(exc)).splitlines() if line.strip()]
-    return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
-
-
 def _io_shapes(model: Any) -> list[tuple[str, list[int | str]]]:
     """(name, shape) of each graph input and output; symbolic axes by name."""
     result = []
@@ -484,7 +364,7 @@ def _io_shapes(model: Any) -> list[tuple[str, list[int | str]]]:
 def _quiet_exporter() -> Iterator[None]:
     """Silence the exporter's log lines, warnings ('torchvision is not installed') and printed graph dumps.
 
-    The error raised on failure still carries the cause (see :func:`_root_cause`).
+    The error raised on failure still carries the cause (see :func:`~thrust_cli.commands.export_check.root_cause`).
     """
     loggers = [logging.getLogger(name) for name in ("torch.onnx", "torch.export", "torch._export", "torch.fx")]
     levels = [logger.level for logger in loggers]
