@@ -55,6 +55,34 @@ static inline double thrust_median(double* v, int n) {
 #define THRUST_BENCH_MAX_REPS 15
 static int thrust_bench_reps = THRUST_BENCH_MAX_REPS;
 
+/* Bench contenders timed against each other; a driver passes at most this many to thrust_bench_interleaved. */
+#define THRUST_BENCH_MAX_CASES 4
+
+/* Median agent-steps/s of each of `cases` contenders into medians[0..cases): repetition -1 warms up, then
+ * thrust_bench_reps timed repetitions, in each of which every contender in turn (interleaved, so a change of
+ * load hits all alike) runs `steps` calls of step(ctx, k, t) with the global step index t (the same sequence for
+ * every contender, so they can pick the same actions); one call steps `agents` agents. */
+static inline void thrust_bench_interleaved(int cases, int steps, double agents, void (*step)(void*, int, long),
+                                            void* ctx, double* medians) {
+    double sps[THRUST_BENCH_MAX_CASES][THRUST_BENCH_MAX_REPS];
+    long t = 0;
+    for (int rep = -1; rep < thrust_bench_reps; rep++) {
+        for (int k = 0; k < cases; k++) {
+            double t0 = thrust_now_s();
+            for (int i = 0; i < steps; i++) {
+                step(ctx, k, t + i);
+            }
+            if (rep >= 0) {
+                sps[k][rep] = agents * steps / (thrust_now_s() - t0);
+            }
+        }
+        t += steps;
+    }
+    for (int k = 0; k < cases; k++) {
+        medians[k] = thrust_median(sps[k], thrust_bench_reps);
+    }
+}
+
 /* A `--name VALUE` option of a bench mode: an int in [lo, hi] stored into *value. */
 typedef struct ThrustOption {
     const char* name;

@@ -219,6 +219,30 @@ static void plain_step(int n, int obs_dim, int32_t work, int32_t max_steps, floa
     }
 }
 
+/* What one timed step of the bench needs: the plain loop's state and buffers, the core's envs and buffers. */
+typedef struct BenchContext {
+    int n, d;
+    const int32_t* action_sets;
+    Buffers *b, *pb;
+    Busy* envs;
+    int32_t* ticks;
+    uint64_t *rngs, *sinks;
+} BenchContext;
+
+/* Contender k (0: the plain loop, 1: the core) steps all envs with action set t. */
+static void bench_step(void* context, int k, long t) {
+    BenchContext* c = context;
+    const int32_t* actions = &c->action_sets[(size_t)(t % BENCH_ACTION_SETS) * c->n];
+    if (k == 0) {
+        plain_step(c->n, c->d, bench_work, bench_max_steps, c->pb->observations, actions, c->pb->rewards,
+                   c->pb->terminals, c->pb->truncations, c->ticks, c->rngs, c->sinks);
+    } else {
+        /* As the Python class does: copy the actions into the env's buffer, one call steps all. */
+        memcpy(c->b->actions, actions, sizeof(int32_t) * c->n);
+        c_step_all(c->envs, c->n);
+    }
+}
+
 static int run_bench(void) {
     const int n = BENCH_ENVS, d = bench_obs_dim;
     const int steps = BENCH_ITERATIONS / (16 + bench_work) + 1; /* step_all calls per timed repetition */
@@ -246,32 +270,11 @@ static int run_bench(void) {
         for (int i = 0; i < n; i++) {
             rngs[i] = envs[i].rng;
         }
-        double sps[2][THRUST_BENCH_MAX_REPS];
         const char* names[2] = {"plain C loop", "core c_step_all"};
-        long t = 0;
-        for (int rep = -1; rep < thrust_bench_reps; rep++) { /* rep -1 warms up */
-            for (int k = 0; k < 2; k++) {                    /* interleaved, so load changes hit both alike */
-                double t0 = thrust_now_s();
-                for (int step = 0; step < steps; step++) {
-                    const int32_t* actions = &action_sets[(size_t)((t + step) % BENCH_ACTION_SETS) * n];
-                    if (k == 0) {
-                        plain_step(n, d, bench_work, bench_max_steps, pb.observations, actions, pb.rewards,
-                                   pb.terminals, pb.truncations, ticks, rngs, sinks);
-                    } else {
-                        /* As the Python class does: copy the actions into the env's buffer, one call steps all. */
-                        memcpy(b.actions, actions, sizeof(int32_t) * n);
-                        c_step_all(envs, n);
-                    }
-                }
-                if (rep >= 0) {
-                    sps[k][rep] = (double)n * steps / (thrust_now_s() - t0);
-                }
-            }
-            t += steps;
-        }
+        BenchContext ctx = {n, d, action_sets, &b, &pb, envs, ticks, rngs, sinks};
         double median[2];
+        thrust_bench_interleaved(2, steps, n, bench_step, &ctx, median);
         for (int k = 0; k < 2; k++) {
-            median[k] = thrust_median(sps[k], thrust_bench_reps);
             printf("%-16s %6.2fM steps/s (median of %d, %d envs, work %d)\n", names[k], median[k] / 1e6,
                    thrust_bench_reps, n, bench_work);
         }

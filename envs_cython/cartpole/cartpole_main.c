@@ -243,7 +243,6 @@ typedef struct Contender {
     int32_t* ticks;
     uint64_t* rngs;
     CartPole* envs; /* the core only */
-    double sps[THRUST_BENCH_MAX_REPS];
 } Contender;
 
 static void contender_step(Contender* c, int n, const int32_t* actions) {
@@ -259,6 +258,19 @@ static void contender_step(Contender* c, int n, const int32_t* actions) {
         plain_step(0, n, b->state, b->observations, actions, b->rewards, b->terminals, b->truncations, c->ticks,
                    c->rngs);
     }
+}
+
+/* The bench's contenders and the action sets they share. */
+typedef struct BenchContext {
+    int n;
+    const int32_t* action_sets;
+    Contender* cs;
+} BenchContext;
+
+/* Contender k steps all envs with action set t. */
+static void bench_step(void* context, int k, long t) {
+    BenchContext* c = context;
+    contender_step(&c->cs[k], c->n, &c->action_sets[(size_t)(t % BENCH_ACTION_SETS) * c->n]);
 }
 
 static int run_bench(void) {
@@ -299,22 +311,10 @@ static int run_bench(void) {
                 cs[k].rngs[i] = core->envs[i].rng;
             }
         }
-        long t = 0;
-        for (int rep = -1; rep < thrust_bench_reps; rep++) { /* rep -1 warms up */
-            for (int k = 0; k < 3; k++) {                    /* interleaved, so load changes hit all alike */
-                double t0 = thrust_now_s();
-                for (int step = 0; step < BENCH_STEPS; step++) {
-                    contender_step(&cs[k], n, &action_sets[(size_t)((t + step) % BENCH_ACTION_SETS) * n]);
-                }
-                if (rep >= 0) {
-                    cs[k].sps[rep] = (double)n * BENCH_STEPS / (thrust_now_s() - t0);
-                }
-            }
-            t += BENCH_STEPS;
-        }
+        BenchContext ctx = {n, action_sets, cs};
         double median[3];
+        thrust_bench_interleaved(3, BENCH_STEPS, n, bench_step, &ctx, median);
         for (int k = 0; k < 3; k++) {
-            median[k] = thrust_median(cs[k].sps, thrust_bench_reps);
             printf("%-26s %6.2fM steps/s (median of %d, %d envs)\n", cs[k].name, median[k] / 1e6, thrust_bench_reps, n);
         }
         for (int k = 0; k < 2; k++) {

@@ -259,6 +259,28 @@ static int run_check(void) {
 
 /* ---- bench ---------------------------------------------------------------------------------------------- */
 
+/* What one timed step of the bench needs: the plain loop's state, the core's envs and buffers. */
+typedef struct BenchContext {
+    int n;
+    const float* action_sets;
+    Buffers* b;
+    Plain* plain;
+    Pendulum* envs;
+} BenchContext;
+
+/* Contender k (0: the plain loop, 1: the core) steps all envs with action set t. */
+static void bench_step(void* context, int k, long t) {
+    BenchContext* c = context;
+    const float* actions = &c->action_sets[(size_t)(t % BENCH_ACTION_SETS) * c->n];
+    if (k == 0) {
+        plain_run(c->plain, c->n, actions);
+    } else {
+        /* As the Python class does: copy the actions into the env's buffer, one call steps all. */
+        memcpy(c->b->actions, actions, sizeof(float) * c->n);
+        c_step_all(c->envs, c->n);
+    }
+}
+
 static int run_bench(void) {
     const int n = BENCH_ENVS;
     Buffers b;
@@ -281,31 +303,11 @@ static int run_bench(void) {
     if (!ok) {
         fprintf(stderr, THRUST_DRIVER ": out of memory\n");
     } else {
-        double sps[2][THRUST_BENCH_MAX_REPS];
         const char* names[2] = {"plain C loop", "core c_step_all"};
-        long t = 0;
-        for (int rep = -1; rep < thrust_bench_reps; rep++) { /* rep -1 warms up */
-            for (int k = 0; k < 2; k++) {                    /* interleaved, so load changes hit both alike */
-                double t0 = thrust_now_s();
-                for (int step = 0; step < BENCH_STEPS; step++) {
-                    const float* actions = &action_sets[(size_t)((t + step) % BENCH_ACTION_SETS) * n];
-                    if (k == 0) {
-                        plain_run(&plain, n, actions);
-                    } else {
-                        /* As the Python class does: copy the actions into the env's buffer, one call steps all. */
-                        memcpy(b.actions, actions, sizeof(float) * n);
-                        c_step_all(envs, n);
-                    }
-                }
-                if (rep >= 0) {
-                    sps[k][rep] = (double)n * BENCH_STEPS / (thrust_now_s() - t0);
-                }
-            }
-            t += BENCH_STEPS;
-        }
+        BenchContext ctx = {n, action_sets, &b, &plain, envs};
         double median[2];
+        thrust_bench_interleaved(2, BENCH_STEPS, n, bench_step, &ctx, median);
         for (int k = 0; k < 2; k++) {
-            median[k] = thrust_median(sps[k], thrust_bench_reps);
             printf("%-16s %6.2fM steps/s (median of %d, %d envs)\n", names[k], median[k] / 1e6, thrust_bench_reps, n);
         }
         printf("ratio core / plain C loop: %.3f\n", median[1] / median[0]);

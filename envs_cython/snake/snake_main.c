@@ -297,6 +297,25 @@ static int run_check(void) {
 
 /* ---- bench ---------------------------------------------------------------------------------------------- */
 
+/* The boards of one bench and the action sets they share. */
+typedef struct BenchContext {
+    int num_boards;
+    Board* boards;
+    const int32_t* action_sets;
+} BenchContext;
+
+/* Step every board once with action set t. */
+static void bench_step(void* context, int k, long t) {
+    (void)k;
+    BenchContext* c = context;
+    const int32_t* actions = &c->action_sets[(size_t)(t % BENCH_ACTION_SETS) * BENCH_SNAKES];
+    for (int i = 0; i < c->num_boards; i++) {
+        /* As the Python class does: copy the actions into the buffer, then step. */
+        memcpy(c->boards[i].actions, actions, sizeof(int32_t) * BENCH_SNAKES);
+        c_step(&c->boards[i].env);
+    }
+}
+
 /* Median agent-steps/s of c_step over `num_boards` default boards of BENCH_SNAKES snakes, random actions. */
 static int bench_boards(int num_boards) {
     const Params p = {128, 128, 5, BENCH_SNAKES, 512, 1000, 1.0f, -1.0f, 0.0f};
@@ -312,26 +331,12 @@ static int bench_boards(int num_boards) {
             action_sets[j] = (int32_t)(thrust_next_u64(&action_rng) >> 62);
         }
         const int steps = 20000 / num_boards; /* about 5M agent-steps per repetition */
-        double sps[THRUST_BENCH_MAX_REPS];
-        long t = 0;
-        for (int rep = -1; rep < thrust_bench_reps; rep++) { /* rep -1 warms up */
-            double t0 = thrust_now_s();
-            for (int step = 0; step < steps; step++, t++) {
-                const int32_t* actions = &action_sets[(size_t)(t % BENCH_ACTION_SETS) * BENCH_SNAKES];
-                for (int k = 0; k < num_boards; k++) {
-                    /* As the Python class does: copy the actions into the buffer, then step. */
-                    memcpy(boards[k].actions, actions, sizeof(int32_t) * BENCH_SNAKES);
-                    c_step(&boards[k].env);
-                }
-            }
-            if (rep >= 0) {
-                sps[rep] = (double)num_boards * BENCH_SNAKES * steps / (thrust_now_s() - t0);
-            }
-        }
+        BenchContext ctx = {num_boards, boards, action_sets};
+        double median;
+        thrust_bench_interleaved(1, steps, (double)num_boards * BENCH_SNAKES, bench_step, &ctx, &median);
         char name[64];
         snprintf(name, sizeof(name), "core c_step, %d board%s x %d snakes", num_boards, num_boards > 1 ? "s" : "",
                  BENCH_SNAKES);
-        double median = thrust_median(sps, thrust_bench_reps);
         printf("%-36s %6.2fM steps/s (median of %d, %dx%d, %d food)\n", name, median / 1e6, thrust_bench_reps,
                p.width, p.height, p.num_food);
     } else {
