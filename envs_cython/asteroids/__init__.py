@@ -97,9 +97,10 @@ class Asteroids(StateMixin, CEnv):
     The ship rotates through 32 headings, thrusts with inertia and drag, and fires bullets (a lifetime of 20 steps,
     one shot every 5 steps at most); rocks drift on a 256 x 192 wrap-around field and split large → 2 medium →
     2 small when shot, for 20 / 50 / 100 points. The reward of a step is its points / 100, so an episode's return
-    is its score / 100. Crashing into a rock costs a life (the ship respawns at the centre, invulnerable for 60
-    steps); losing the last one terminates the episode, ``max_steps`` truncates it. Clearing the field starts a
-    harder wave (one more large rock, up to 10; faster rocks). Ended episodes auto-reset inside :meth:`step`.
+    is its score / 100 (up to float32 rounding). Crashing into a rock costs a life (the ship respawns at the centre
+    and cannot crash for the next 59 steps); losing the last one terminates the episode, ``max_steps`` truncates
+    it. Clearing the field starts a harder wave (one more large rock, up to 10; faster rocks). Ended episodes
+    auto-reset inside :meth:`step`.
 
     Observations are 56 float32 in [-1, 1]: the ship's heading, velocity, cooldown, invulnerability, lives and
     rock count, then the 8 nearest rocks in the ship's frame (layout in docs/envs.md and asteroids.h). Actions are
@@ -120,8 +121,9 @@ class Asteroids(StateMixin, CEnv):
     Attributes:
         state: [num_envs] structured array of ``STATE_DTYPE`` (ship, bullets, rocks, lives, score, wave, step
             count), the very memory the C core steps: writable in place, e.g. ``env.state["rocks"][0, 0] = ...``
-            to set up a scene (keep sizes in 0..3, headings in 0..31 and positions on the field). Assigning to
-            it copies into the same array.
+            to set up a scene (keep sizes in 0..3 with the rocks in the first slots, since the first free slot
+            ends the list; headings in 0..31; positions on the field). Assigning to it copies into the same
+            array.
     """
 
     log_keys = ("episode_return", "episode_length", "score")

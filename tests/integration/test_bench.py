@@ -26,6 +26,7 @@ PRESETS = {
     "cartpole": (["env=cartpole"], True),
     "snake": (["env=snake"], True),
     "pendulum": (["env=pendulum"], True),
+    "asteroids": (["env=asteroids"], True),
     "memory": (["env=memory"], False),
     "busy": (["env=busy"], True),
     "busy-work-500": (["env=busy", "env.work=500"], True),

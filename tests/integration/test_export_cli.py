@@ -34,6 +34,8 @@ PRESETS: dict[str, tuple[list[str], list[str]]] = {
     "snake-mlp": (["env=snake"], SMALL_SNAKE),
     "snake-lstm": (["env=snake", "policy=lstm"], SMALL_SNAKE),
     "pendulum": (["env=pendulum"], ["env.num_envs=4"]),
+    "asteroids": (["env=asteroids"], ["env.num_envs=4"]),
+    "asteroids-lstm": (["env=asteroids", "policy=lstm"], ["env.num_envs=4"]),
     "memory": (["env=memory"], ["env.num_envs=4"]),
     "memory-lstm": (["env=memory", "policy=lstm"], ["env.num_envs=4"]),
     "busy": (["env=busy"], ["vec=serial", "env.num_envs=4", "env.work=10"]),

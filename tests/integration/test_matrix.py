@@ -20,6 +20,7 @@ ENVS = {
     "cartpole": ["env=cartpole"],
     "snake": ["env=snake"],
     "pendulum": ["env=pendulum"],
+    "asteroids": ["env=asteroids"],
     "memory": ["env=memory"],
     "busy": ["env=busy", "env.work=100"],
     "gym-discrete": ["env=gym", "env.id=Acrobot-v1"],
@@ -32,10 +33,12 @@ VARIANTS = {
     "snake-lstm": ["env=snake", "policy=lstm"],
     "snake-vtrace": ["env=snake", "algo=vtrace"],
     "snake-multiprocessing": ["env=snake", "vec=multiprocessing", "vec.num_workers=2"],
+    "asteroids-lstm": ["env=asteroids", "policy=lstm"],
 }
 COMBOS = ENVS | VARIANTS
-RENDER = {"cartpole", "snake", "pendulum", "gym-discrete", "gym-box"}  # the rest refuse --gif in one line
-EXPORT = [*ENVS, "cartpole-lstm", "snake-lstm"]  # the policy is what export depends on; vtrace/vec change no weights
+RENDER = {"cartpole", "snake", "pendulum", "asteroids", "gym-discrete", "gym-box"}  # the rest refuse --gif in one line
+# the policy is what export depends on; vtrace and the vectorizer change no weights
+EXPORT = [*ENVS, "cartpole-lstm", "snake-lstm", "asteroids-lstm"]
 # one update of 16 steps per agent, one epoch: seconds per combination
 BUDGET = ["train.total_timesteps=1", "algo.num_steps=16", "algo.update_epochs=1", "train.progress=none", "logger=none"]
 
@@ -96,7 +99,7 @@ def test_eval_gif_draws_the_env_or_says_which_envs_render(runs: dict[str, Path],
             assert image.n_frames > 1 and image.size[0] >= 32
     else:
         assert code != 0 and not gif.exists()
-        assert "--gif works for: cartpole, snake, pendulum" in one_line_error(err)
+        assert "--gif works for: cartpole, snake, pendulum, asteroids" in one_line_error(err)
 
 
 @pytest.mark.parametrize("name", EXPORT)

@@ -182,8 +182,8 @@ def test_a_shot_splits_the_rock_and_scores_the_arcade_points(size: int, pieces: 
     env.reset()
     scene(env, [FAR_ROCK, (168.0, 96.0, 0.0, 0.0, size)], heading=0)  # straight ahead, 40 units away
     rewards = []
-    for _ in range(8):
-        env.step(np.array([FIRE]))
+    for t in range(8):
+        env.step(np.array([FIRE if t == 0 else NOOP]))  # one shot
         rewards.append(float(env.rewards[0]))
         if env.rewards[0] > 0:
             break
@@ -192,14 +192,15 @@ def test_a_shot_splits_the_rock_and_scores_the_arcade_points(size: int, pieces: 
     assert rewards.count(0.0) == len(rewards) - 1
     state = env.state[0]
     assert state["score"] == points
-    assert (state["bullets"]["life"] > 0).sum() == 1, "the bullet that hit is gone; the next shot is in flight"
+    assert not (state["bullets"]["life"] > 0).any(), "the bullet that hit is gone"
     rocks = state["rocks"]
     if pieces == NONE:
         assert rocks["size"].tolist() == [LARGE] + [NONE] * 39
     else:
         assert rocks["size"].tolist() == [LARGE, pieces, pieces] + [NONE] * 37
-        # both halves start at the rock's centre and move off at a speed of their size
-        np.testing.assert_array_equal(rocks["x"][1:3] - rocks["vx"][1:3], [168.0, 168.0])
+        # both halves start at the rock's centre (they move from the next step on) at a speed of their size
+        np.testing.assert_array_equal(rocks["x"][1:3], [168.0, 168.0])
+        np.testing.assert_array_equal(rocks["y"][1:3], [96.0, 96.0])
         lo, hi = SPEED_RANGE[pieces]
         speeds = np.hypot(rocks["vx"][1:3], rocks["vy"][1:3])
         assert ((speeds >= lo * 0.999) & (speeds <= hi * 1.001)).all()
@@ -223,14 +224,14 @@ def test_ship_rocks_and_bullets_wrap_around_and_observations_use_the_shortest_di
     env = Asteroids(seed=4)
     scene(env, [FAR_ROCK, (254.0, 191.5, 3.0, 1.0, SMALL), (1.0, 0.5, -2.0, -1.0, SMALL)], ship=(255.0, 100.0),
           velocity=(2.0, 0.0), invulnerable=1000)  # fmt: skip
-    env.state["bullets"][0, 0] = (250.0, 10.0, 8.0, -12.0, 10)
+    env.state["bullets"][0, :2] = [(250.0, 100.0, 8.0, 0.0, 10), (130.0, 5.0, 0.0, -12.0, 10)]
     env.step(np.array([NOOP]))
     state = env.state[0]
     vx = f32(f32(2.0) * f32(0.985))
     assert state["ship_x"] == f32(f32(255.0) + vx) - f32(256.0)
     assert state["rocks"]["x"][1] == f32(1.0) and state["rocks"]["y"][1] == f32(0.5)
     assert state["rocks"]["x"][2] == f32(255.0) and state["rocks"]["y"][2] == f32(191.5)
-    assert state["bullets"]["x"][0] == f32(2.0) and state["bullets"]["y"][0] == f32(190.0)
+    assert state["bullets"]["x"][0] == f32(2.0) and state["bullets"]["y"][1] == f32(185.0)
     # a rock 12 units ahead across the edge is seen 12 units ahead, not 244 behind
     scene(env, [(6.0, 100.0, 0.0, 0.0, LARGE)], ship=(250.0, 100.0), heading=0, invulnerable=1000)
     env.step(np.array([NOOP]))
@@ -266,7 +267,6 @@ def test_bullets_live_20_steps_and_the_cooldown_allows_one_shot_every_5_steps() 
 
 def test_a_crash_costs_a_life_respawns_the_ship_invulnerable_and_the_last_life_terminates() -> None:
     env = Asteroids(seed=6, num_lives=2)
-    env.log()
     scene(env, [FAR_ROCK, (60.0, 60.0, 0.0, 0.0, LARGE)], ship=(60.0, 60.0), velocity=(1.0, 1.0))
     env.step(np.array([NOOP]))
     state = env.state[0]
@@ -353,7 +353,7 @@ def random_rollout(env: Asteroids, steps: int, rng: np.random.Generator) -> dict
 
 
 def test_observations_stay_inside_the_box_and_rewards_are_points_over_a_long_random_rollout() -> None:
-    env = Asteroids(num_envs=64, seed=9, max_steps=1500)
+    env = Asteroids(num_envs=64, seed=9, max_steps=600)
     episodes = random_rollout(env, 2000, np.random.default_rng(9))
     assert len(episodes["score"]) > 64
     stats = env.log()
@@ -361,7 +361,7 @@ def test_observations_stay_inside_the_box_and_rewards_are_points_over_a_long_ran
     for key, values in episodes.items():
         assert stats[key] == pytest.approx(np.mean(values), rel=1e-12), key
     assert stats["episode_return"] == pytest.approx(stats["score"] / 100, rel=1e-6)
-    assert max(episodes["episode_length"]) == 1500 and min(episodes["episode_length"]) < 1500, "both kinds of end"
+    assert max(episodes["episode_length"]) == 600 and min(episodes["episode_length"]) < 600, "both kinds of end"
     assert env.log() == {}
 
 
@@ -382,7 +382,8 @@ def test_same_seed_same_trajectories_and_env_i_of_seed_s_is_env_0_of_seed_s_plus
     traj_a, traj_b, traj_c = rollout(a, actions), rollout(b, actions), rollout(c, actions)
     np.testing.assert_array_equal(traj_a, traj_b)
     assert not np.array_equal(traj_a, traj_c)
-    np.testing.assert_array_equal(traj_a[:, 1:], traj_c[:, :3] if False else rollout(Asteroids(3, seed=8), actions[:, 1:]))
+    # so a vectorizer that seeds object k with seed + its first env gets the same envs however it splits them
+    np.testing.assert_array_equal(traj_a[:, 1:], rollout(Asteroids(num_envs=3, seed=8), actions[:, 1:]))
     b.reset(seed=7)
     np.testing.assert_array_equal(b.observations, traj_a[0])
     b.reset()  # continues the stream

@@ -159,6 +159,65 @@ def c_reference(env_cfg: Any, reps: int = 15) -> tuple[dict[str, float], str | N
     return figures, None if figures else f"{source.name} --bench printed no 'M steps/s' lines"
 
 
+def ale_asteroids(seconds: float, repeats: int = 5) -> tuple[dict[str, float], str | None]:
+    """Steps/s of the Arcade Learning Environment's Asteroids on one core: ``gymnasium.make("ALE/Asteroids-v5",
+    frameskip=1)`` (one env, emulator frames at 1 per step) and ALE's own ``AtariVectorEnv`` over 16 envs with one
+    thread (its default preprocessing: 84x84 grayscale, 4 stacked frames; ``frameskip=1``). Random actions.
+
+    Returns:
+        ``({row: steps/s}, None)``, or ``({}, why)`` without ale-py.
+    """
+    try:
+        import ale_py
+        import gymnasium
+    except ImportError:
+        return {}, "ale-py is not installed (pip install 'thrust-rl[peers]' or pip install ale-py)"
+    gymnasium.register_envs(ale_py)
+    rng = np.random.default_rng(0)
+
+    def median_rate(step: Callable[[int], Any], agents: int) -> float:
+        calls, elapsed = 1, 0.0
+        while elapsed < 0.05 * seconds:
+            calls *= 2
+            begin = time.perf_counter()
+            for i in range(calls):
+                step(i)
+            elapsed = time.perf_counter() - begin
+        calls = max(1, int(calls * seconds / elapsed))
+        rates = []
+        for _ in range(repeats):
+            begin = time.perf_counter()
+            for i in range(calls):
+                step(i)
+            rates.append(calls * agents / (time.perf_counter() - begin))
+        return statistics.median(rates)
+
+    figures: dict[str, float] = {}
+    env: Any = gymnasium.make("ALE/Asteroids-v5", frameskip=1)
+    env.reset(seed=0)
+    actions = rng.integers(0, int(env.action_space.n), 1024)
+
+    def step_one(i: int) -> None:
+        _, _, terminated, truncated, _ = env.step(int(actions[i & 1023]))
+        if terminated or truncated:
+            env.reset()
+
+    figures["ALE Asteroids-v5, frameskip=1, 1 env"] = median_rate(step_one, 1)
+    env.close()
+    from ale_py.vector_env import AtariVectorEnv
+
+    vec: Any = AtariVectorEnv("asteroids", num_envs=16, num_threads=1, frameskip=1)
+    vec.reset(seed=0)
+    batches = rng.integers(0, int(vec.single_action_space.n), (64, 16))
+    figures["ALE AtariVectorEnv, frameskip=1, 16 envs, 1 thread"] = median_rate(lambda i: vec.step(batches[i & 63]), 16)
+    vec.close()
+    return figures, None
+
+
+# peers measured beside an env's own figures by `thrust bench` (issue 12: Asteroids against the ALE's)
+PEERS = {"asteroids": ale_asteroids}
+
+
 def bench_advantage(rows: int = 8192, horizon: int = 64, repeats: int = 21, threads: int = 1) -> dict[str, float]:
     """Median milliseconds of one GAE / V-trace call over ``rows`` trajectories of ``horizon`` steps, float32 on
     CPU: the C kernel against the pure-torch reference (``gae_torch``/``vtrace_torch``).
@@ -239,6 +298,17 @@ def run_bench(
                 echo(f"C reference {name:36s} {sps / 1e6:8.2f} M steps/s (no Python)")
             if skipped:
                 echo(f"C reference skipped: {skipped}")
+    if reference and run.env.name in PEERS:
+        peers, skipped = PEERS[run.env.name](seconds, 5)
+        result["peer_steps_per_s"] = peers
+        ours = max(v for k, v in result["env_steps_per_s"].items() if int(k) >= 1024)
+        if echo:
+            for name, sps in peers.items():
+                echo(f"peer {name:52s} {sps / 1e3:8.1f} k steps/s  (Thrust, 1,024+ envs: {ours / sps:,.0f}x)")
+            if skipped:
+                echo(f"peer skipped: {skipped}")
+        if skipped:
+            result["peer_skipped"] = skipped
     if advantage:
         rows, horizon = ADVANTAGE_SIZE
         ms = result["advantage_ms"] = bench_advantage(rows, horizon, repeats_for(seconds, 21))

@@ -15,7 +15,7 @@ from thrust_cli.run.checkpoint import load_policy
 from thrust_cli.run.config import GROUPS, SECTIONS, ConfigError, validate
 from thrust_cli.vector.envs import agents_per_env, make_env
 
-RENDERING_ENVS = ("cartpole", "snake", "pendulum", "gym (ids that render rgb_array frames)")
+RENDERING_ENVS = ("cartpole", "snake", "pendulum", "asteroids", "gym (ids that render rgb_array frames)")
 
 
 def evaluate(

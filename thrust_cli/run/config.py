@@ -135,6 +135,14 @@ class PendulumEnvConfig:
 
 
 @dataclass
+class AsteroidsEnvConfig:
+    name: str = "asteroids"
+    num_envs: int = positive(64)
+    max_steps: int = positive(4500)  # time limit of an episode (75 s of the arcade game at 60 steps/s)
+    num_lives: int = positive(3)
+
+
+@dataclass
 class MLPConfig:
     name: str = "mlp"
     hidden_size: int = positive(64)
@@ -254,6 +262,7 @@ GROUPS: dict[str, dict[str, type]] = {
         "memory": MemoryEnvConfig,
         "snake": SnakeEnvConfig,
         "pendulum": PendulumEnvConfig,
+        "asteroids": AsteroidsEnvConfig,
     },
     "policy": {"mlp": MLPConfig, "lstm": LSTMConfig},
     "algo": {"ppo": PPOConfig, "vtrace": VTraceConfig},

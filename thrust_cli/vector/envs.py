@@ -36,7 +36,13 @@ def env_creator(env_cfg: Any) -> EnvCreator:
         from envs_cython.pendulum import Pendulum
 
         return partial(Pendulum, max_steps=env_cfg.max_steps, g=env_cfg.g)
-    raise ValueError(f"unknown env '{env_cfg.name}'; allowed: cartpole, gym, busy, memory, snake, pendulum")
+    if env_cfg.name == "asteroids":
+        from envs_cython.asteroids import Asteroids
+
+        return partial(Asteroids, max_steps=env_cfg.max_steps, num_lives=env_cfg.num_lives)
+    raise ValueError(
+        f"unknown env '{env_cfg.name}'; allowed: cartpole, gym, busy, memory, snake, pendulum, asteroids"
+    )
 
 
 def agents_per_env(env_cfg: Any) -> int:
