@@ -122,3 +122,40 @@ def test_memory_env_lstm_remembers_and_mlp_is_at_chance(tmp_path: Path) -> None:
         results[policy] = evaluate(tmp_path / policy, episodes=400)["mean_return"]
     assert results["lstm"] >= 0.95, results
     assert 0.4 <= results["mlp"] <= 0.6, results
+
+
+def _asteroids_baselines() -> dict[str, float]:
+    """Mean returns (score / 100) over 100 episodes of tests/bench/asteroids_baselines.py's two policies."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "bench" / "asteroids_baselines.py"
+    spec = importlib.util.spec_from_file_location("asteroids_baselines", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return {policy: float(module.baseline_scores(policy).mean()) / 100 for policy in ("random", "rotate-and-fire")}
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_asteroids_shipped_defaults_beat_random_tenfold_and_the_scripted_gunner(tmp_path: Path, seed: int) -> None:
+    """`thrust train env=asteroids` (shipped defaults, ~8 min on 2 cores), then a 100-episode eval: mean score
+    >= 10x a uniformly random policy's and above rotate-and-fire's (issue 12)."""
+    summary = train(compose_config(["env=asteroids", f"seed={seed}", "train.progress=none", "logger=none"]), tmp_path)
+    assert summary["wall_time_s"] < 600, summary
+    result = evaluate(tmp_path, episodes=100)
+    bars = _asteroids_baselines()
+    assert result["mean_return"] >= 10 * bars["random"], (result, bars)
+    assert result["mean_return"] > bars["rotate-and-fire"], (result, bars)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_asteroids_lstm_trains(tmp_path: Path) -> None:
+    """policy=lstm on the Asteroids preset, 6M steps (~4 min at ~26k SPS): a 100-episode eval of at least 1.5x a
+    random policy's score (seed 1 measured 1.77x; the LSTM does not yet reach the MLP's 12x in this budget)."""
+    overrides = ["env=asteroids", "policy=lstm", "train.total_timesteps=6000000", "train.progress=none", "logger=none"]
+    train(compose_config(overrides), tmp_path)
+    result = evaluate(tmp_path, episodes=100)
+    assert result["mean_return"] >= 1.5 * _asteroids_baselines()["random"], result
