@@ -40,9 +40,7 @@ def env_creator(env_cfg: Any) -> EnvCreator:
         from envs_cython.asteroids import Asteroids
 
         return partial(Asteroids, max_steps=env_cfg.max_steps, num_lives=env_cfg.num_lives)
-    raise ValueError(
-        f"unknown env '{env_cfg.name}'; allowed: cartpole, gym, busy, memory, snake, pendulum, asteroids"
-    )
+    raise ValueError(f"unknown env '{env_cfg.name}'; allowed: cartpole, gym, busy, memory, snake, pendulum, asteroids")
 
 
 def agents_per_env(env_cfg: Any) -> int:
