@@ -109,6 +109,8 @@ def test_help_shows_flags_without_a_value_and_arguments_in_capitals() -> None:
 def test_cfg_resolve_prints_every_part(which: str) -> None:
     code, out, err = invoke("train", "--cfg", which, "--resolve")
     assert code == 0, err
+    if which != "hydra":
+        assert "seed: 1" in out and "num_envs: 32" in out
     if which != "job":
         assert "run:" in out and "${now:" not in out  # resolved; hydra.job.num stays unset outside a multirun
         assert "subdir: ${hydra.job.num}" in out

@@ -33,6 +33,25 @@ def repeats_for(seconds: float, most: int) -> int:
     return max(5, min(most, round(most * seconds)))
 
 
+def median_rate(run: Callable[[int], Any], agents: int, seconds: float, repeats: int = 5) -> float:
+    """Median agent-steps/s of ``run(calls)`` (``calls`` steps of ``agents`` agents in a loop of its own, so
+    timing adds no call per step) over ``repeats`` timings of about ``seconds`` each; ``calls`` is calibrated
+    first by doubling until a run lasts ``seconds / 20``."""
+    calls, elapsed = 1, 0.0
+    while elapsed < 0.05 * seconds:
+        calls *= 2
+        begin = time.perf_counter()
+        run(calls)
+        elapsed = time.perf_counter() - begin
+    calls = max(1, int(calls * seconds / elapsed))
+    rates = []
+    for _ in range(repeats):
+        begin = time.perf_counter()
+        run(calls)
+        rates.append(calls * agents / (time.perf_counter() - begin))
+    return statistics.median(rates)
+
+
 def env_steps_per_second(env_cfg: Any, num_envs: int, seconds: float, repeats: int = 5) -> float:
     """Median agent-steps/s of ``env.step`` over ``repeats`` timings of about ``seconds`` each.
 
@@ -41,25 +60,16 @@ def env_steps_per_second(env_cfg: Any, num_envs: int, seconds: float, repeats: i
     env = make_env(env_cfg, num_envs=num_envs, seed=0)
     env.reset(0)
     actions = random_actions(env.single_action_space, env.num_agents, 64, np.random.default_rng(0))
-    # calibrate the number of calls per timing
-    calls, elapsed = 1, 0.0
-    while elapsed < 0.05 * seconds:
-        calls *= 2
-        begin = time.perf_counter()
+
+    def run(calls: int) -> None:
         for i in range(calls):
             env.actions[:] = actions[i & 63]
             env.step()
-        elapsed = time.perf_counter() - begin
-    calls = max(1, int(calls * seconds / elapsed))
-    rates = []
-    for _ in range(repeats):
-        begin = time.perf_counter()
-        for i in range(calls):
-            env.actions[:] = actions[i & 63]
-            env.step()
-        rates.append(calls * env.num_agents / (time.perf_counter() - begin))
-    env.close()
-    return statistics.median(rates)
+
+    try:
+        return median_rate(run, env.num_agents, seconds, repeats)
+    finally:
+        env.close()
 
 
 def vector_steps_per_second(run: Any, seconds: float, repeats: int = 5) -> float:
@@ -174,42 +184,30 @@ def ale_asteroids(seconds: float, repeats: int = 5) -> tuple[dict[str, float], s
         return {}, "ale-py is not installed (pip install 'thrust-rl[peers]' or pip install ale-py)"
     gymnasium.register_envs(ale_py)
     rng = np.random.default_rng(0)
-
-    def median_rate(step: Callable[[int], Any], agents: int) -> float:
-        calls, elapsed = 1, 0.0
-        while elapsed < 0.05 * seconds:
-            calls *= 2
-            begin = time.perf_counter()
-            for i in range(calls):
-                step(i)
-            elapsed = time.perf_counter() - begin
-        calls = max(1, int(calls * seconds / elapsed))
-        rates = []
-        for _ in range(repeats):
-            begin = time.perf_counter()
-            for i in range(calls):
-                step(i)
-            rates.append(calls * agents / (time.perf_counter() - begin))
-        return statistics.median(rates)
-
     figures: dict[str, float] = {}
     env: Any = gymnasium.make("ALE/Asteroids-v5", frameskip=1)
     env.reset(seed=0)
     actions = rng.integers(0, int(env.action_space.n), 1024)
 
-    def step_one(i: int) -> None:
-        _, _, terminated, truncated, _ = env.step(int(actions[i & 1023]))
-        if terminated or truncated:
-            env.reset()
+    def run_one(calls: int) -> None:
+        for i in range(calls):
+            _, _, terminated, truncated, _ = env.step(int(actions[i & 1023]))
+            if terminated or truncated:
+                env.reset()
 
-    figures["ALE Asteroids-v5, frameskip=1, 1 env"] = median_rate(step_one, 1)
+    figures["ALE Asteroids-v5, frameskip=1, 1 env"] = median_rate(run_one, 1, seconds, repeats)
     env.close()
     from ale_py.vector_env import AtariVectorEnv
 
     vec: Any = AtariVectorEnv("asteroids", num_envs=16, num_threads=1, frameskip=1)
     vec.reset(seed=0)
     batches = rng.integers(0, int(vec.single_action_space.n), (64, 16))
-    figures["ALE AtariVectorEnv, frameskip=1, 16 envs, 1 thread"] = median_rate(lambda i: vec.step(batches[i & 63]), 16)
+
+    def run_vector(calls: int) -> None:
+        for i in range(calls):
+            vec.step(batches[i & 63])
+
+    figures["ALE AtariVectorEnv, frameskip=1, 16 envs, 1 thread"] = median_rate(run_vector, 16, seconds, repeats)
     vec.close()
     return figures, None
 
