@@ -37,6 +37,8 @@ setup(
         "thrust_cli.conf": ["*.yaml", "*/*.yaml", "*/*/*.yaml"],
         "envs_cython": ["*.h", "*.pxi", "*/*.h", "*/*.pyx", "*/*_main.c"],
         "thrust_cli.kernels": ["*.pyx"],
+        # the demo site: pages, shipped demo policies, and the C sources its wasm modules are built from
+        "thrust_cli.web": ["static/*", "static/*/*", "models/*/*", "wasm/*.c", "wasm/*.h"],
     },
     ext_modules=cythonize(
         extensions,

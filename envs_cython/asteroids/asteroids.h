@@ -55,12 +55,12 @@
  *          / 160, its radius / 16. Zeros where fewer rocks are on the field.
  *
  * Bit-identical across targets that evaluate float arithmetic in float (FLT_EVAL_METHOD 0: x86-64, aarch64,
- * wasm32; tests/unit/test_asteroids_wasm.py checks native against wasm32): float32 state, only + - * / and sqrtf
+ * wasm32; tests/unit/test_web_wasm.py checks native against wasm32): float32 state, only + - * / and sqrtf
  * (correctly rounded everywhere), the rotation from a table of float literals (no sin/cos/atan2/fmod/pow at run time),
  * wrap-around by comparisons; compile with -ffp-contract=off and without -ffast-math. No allocation, no stdio,
  * no globals but constants: the caller allocates the structs and every buffer.
  *
- * Build without Python: see asteroids_main.c (native) and asteroids_wasm_main.c (wasm32).
+ * Build without Python: see asteroids_main.c (native) and thrust_cli/web/wasm/asteroids_demo.c (wasm32).
  */
 #ifndef THRUST_ASTEROIDS_H
 #define THRUST_ASTEROIDS_H

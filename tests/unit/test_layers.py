@@ -1,4 +1,4 @@
-"""The package's layers import only downward: vector ← learn ← run ← commands ← cli (thrust_cli/__init__.py)."""
+"""The package's layers import only downward: vector ← learn ← run ← commands, web ← cli (thrust_cli/__init__.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[2] / "thrust_cli"
-LAYERS = {"kernels": 0, "vector": 1, "learn": 2, "run": 3, "commands": 4, "cli": 5, "__main__": 5}
+LAYERS = {"kernels": 0, "vector": 1, "learn": 2, "run": 3, "commands": 4, "web": 4, "cli": 5, "__main__": 5}
 
 
 def _layer(module: str) -> int | None:
