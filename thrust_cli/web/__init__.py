@@ -10,4 +10,4 @@ Importing this package loads no web framework: fastapi and uvicorn are the ``web
 from __future__ import annotations
 
 GAMES = ("cartpole", "snake", "asteroids")
-"""The games with a browser module, a play page and (when the lead has built them) a demo model."""
+"""The games with a browser module, a play page and a shipped demo model (thrust_cli/web/models)."""
