@@ -10,9 +10,14 @@ measurement. Placeholders are the only edits.
 
 from __future__ import annotations
 
+import json
 import re
 import shlex
 import shutil
+import signal
+import subprocess
+import sys
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -36,6 +41,17 @@ BUDGET = {
     "train": TRAIN_BUDGET,
     "sweep": TRAIN_BUDGET,
     "bench": ["--seconds", "0.05", "--train-steps", "0", "--vec-envs", "0"],
+    # the CartPole demo only, trained for one short update, into the scratch dir (not the package's store)
+    "demo": [
+        "--game",
+        "cartpole",
+        "--out",
+        "demo_models",
+        "--override",
+        "debug=fast",
+        "--override",
+        "train.progress=none",
+    ],
 }
 # an Optuna study refuses overrides of the keys it searches: only the step budget, and two trials
 HPO_BUDGET = ["train.total_timesteps=1", "train.progress=none", "--trials", "2"]
@@ -92,6 +108,29 @@ def _argv(command: str, work: Path) -> list[str]:
     return argv + extra
 
 
+def _serve_answers_health(argv: list[str], workdir: Path, where: str, command: str) -> None:
+    """`thrust serve ...` runs until Ctrl-C: start it on a free port, ask /api/health, then Ctrl-C (exit 130)."""
+    server = subprocess.Popen(
+        [sys.executable, "-m", "thrust_cli", *argv, "--port", "0", "--db", str(workdir / "analytics.sqlite3")],
+        cwd=workdir,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        line = server.stdout.readline() if server.stdout else ""
+        found = re.search(r"serving (http://\S+/)", line)
+        assert found, f"{where}: `{command}` printed {line!r}; stderr: {server.stderr.read() if server.stderr else ''}"
+        with urllib.request.urlopen(found.group(1) + "api/health", timeout=30) as response:
+            assert json.load(response)["status"] == "ok"
+        server.send_signal(signal.SIGINT)
+        assert server.wait(timeout=30) == 130, f"{where}: `{command}` did not stop with exit 130 on Ctrl-C"
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait()
+
+
 @pytest.mark.parametrize("where,command", COMMANDS, ids=[c for _, c in COMMANDS])
 def test_documented_command_runs_as_written(
     where: str, command: str, workdir: Path, monkeypatch: pytest.MonkeyPatch
@@ -102,6 +141,9 @@ def test_documented_command_runs_as_written(
     monkeypatch.setenv("WANDB_DIR", str(workdir))
     monkeypatch.setenv("NEPTUNE_DATA_DIRECTORY", str(workdir / ".neptune"))
     argv = _argv(command, workdir)
+    if argv[:1] == ["serve"] and "--help" not in argv:
+        _serve_answers_health(argv, workdir, where, command)
+        return
     result = CliRunner().invoke(app, argv)
     if result.exception is not None and not isinstance(result.exception, SystemExit):
         raise AssertionError(f"{where}: `{command}` raised {result.exception!r}\n{result.output}")
