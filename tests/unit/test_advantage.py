@@ -387,7 +387,7 @@ def test_mismatched_shapes_are_rejected_before_the_kernel_runs() -> None:
 
 
 @pytest.mark.gpu
-def test_cuda_tensors_use_the_torch_path_and_match_the_c_kernel() -> None:
+def test_cuda_tensors_stay_on_the_gpu_and_match_the_c_kernel() -> None:
     b = random_batch((64, 33), torch.float32, seed=4)
     cuda = {k: x.cuda() for k, x in b.items()}
     for ours, ref in zip(gae(*_gae_args(cuda), 0.99, 0.95), gae(*_gae_args(b), 0.99, 0.95), strict=True):

@@ -6,12 +6,15 @@ in :mod:`thrust_cli.learn.rollout`.
 
 :func:`gae` and :func:`vtrace` run CPU float32/float64 tensors through the C loops of
 :mod:`thrust_cli.kernels.advantage` (no GIL, one pass per row) and everything else (CUDA, half precision,
-tensors that need gradients) through :func:`gae_torch` / :func:`vtrace_torch`, a loop over T of vectorized ops.
-Both paths compute the same numbers to rounding (tests/unit/test_advantage.py).
+tensors that need gradients) through :func:`gae_torch` / :func:`vtrace_torch`, a loop over T of vectorized ops,
+except CUDA float32 tensors when triton imports: those take one launch of the fused Triton kernels of
+:mod:`thrust_cli.kernels.triton_advantage` (:func:`gae_triton` / :func:`vtrace_triton`). All paths compute the
+same numbers to rounding (tests/unit/test_advantage.py, tests/unit/test_triton_advantage.py).
 """
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import torch
@@ -111,6 +114,124 @@ def _time_first(x: torch.Tensor) -> torch.Tensor:
     return x.movedim(-1, 0).contiguous()
 
 
+def gae_triton(
+    rewards: torch.Tensor,
+    values: torch.Tensor,
+    next_values: torch.Tensor,
+    terminals: torch.Tensor,
+    dones: torch.Tensor,
+    gamma: float,
+    gae_lambda: float,
+    block_size: int | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`gae` in one fused Triton launch: float32 math, no gradient, inputs read in place.
+
+    :func:`gae` calls it for CUDA float32 tensors; call it directly to pick it (tests, benchmarks). It runs on
+    CUDA tensors, or on CPU ones when ``TRITON_INTERPRET=1`` was set before triton was imported.
+
+    Args:
+        block_size: rows per program, a power of two; None picks one from the row count and the GPU.
+
+    Raises:
+        ImportError: triton is not installed.
+        ValueError: the shapes differ or ``values`` is not float32.
+    """
+    inputs = (rewards, values, next_values, terminals, dones)
+    kernels = _triton_inputs("gae_triton", values, inputs)
+    advantages, returns = _triton_outputs(values), _triton_outputs(values)
+    T = values.shape[-1]
+    if values.numel() == 0:
+        return advantages, returns
+    kernels.gae(
+        *(x.detach().reshape(-1, T) for x in inputs),
+        gamma,
+        gae_lambda,
+        advantages.view(-1, T),
+        returns.view(-1, T),
+        block_size,
+    )
+    return advantages, returns
+
+
+def vtrace_triton(
+    rewards: torch.Tensor,
+    values: torch.Tensor,
+    next_values: torch.Tensor,
+    terminals: torch.Tensor,
+    dones: torch.Tensor,
+    behavior_logprob: torch.Tensor,
+    target_logprob: torch.Tensor,
+    gamma: float,
+    gae_lambda: float = 1.0,
+    rho_bar: float = 1.0,
+    c_bar: float = 1.0,
+    rho_pg_bar: float | None = 1.0,
+    block_size: int | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`vtrace` in one fused Triton launch (the ratios' exp included); as :func:`gae_triton`."""
+    inputs = (rewards, values, next_values, terminals, dones, behavior_logprob, target_logprob)
+    kernels = _triton_inputs("vtrace_triton", values, inputs)
+    pg_advantages, value_targets = _triton_outputs(values), _triton_outputs(values)
+    T = values.shape[-1]
+    if values.numel() == 0:
+        return pg_advantages, value_targets
+    kernels.vtrace(
+        *(x.detach().reshape(-1, T) for x in inputs),
+        gamma,
+        gae_lambda,
+        rho_bar,
+        c_bar,
+        rho_pg_bar,
+        pg_advantages.view(-1, T),
+        value_targets.view(-1, T),
+        block_size,
+    )
+    return pg_advantages, value_targets
+
+
+@functools.cache
+def _triton_kernels() -> Any:
+    """:mod:`thrust_cli.kernels.triton_advantage`, imported on first use (triton is optional); None without it."""
+    try:
+        from thrust_cli.kernels import triton_advantage
+    except ImportError:
+        return None
+    return triton_advantage
+
+
+def _triton_inputs(name: str, values: torch.Tensor, inputs: tuple[torch.Tensor, ...]) -> Any:
+    _check_shapes(name, values, inputs)
+    if values.dtype != torch.float32:
+        raise ValueError(f"{name}: values must be float32 (the kernel's math and output dtype), got {values.dtype}")
+    kernels = _triton_kernels()
+    if kernels is None:
+        raise ImportError(f"{name} needs triton (pip install triton; CUDA builds of torch ship it)")
+    return kernels
+
+
+def _triton_outputs(values: torch.Tensor) -> torch.Tensor:
+    """An output in the layout :func:`gae`'s C path returns: like ``values`` if time-major, else contiguous."""
+    return _empty_like_layout(values, _is_time_major(values))
+
+
+@functools.cache
+def _triton_runs_on(device: torch.device) -> bool:
+    """Triton compiles for NVIDIA GPUs of compute capability 7.0 and later (torch.utils._triton's rule)."""
+    return torch.cuda.get_device_capability(device)[0] >= 7 and _triton_kernels() is not None
+
+
+def _use_triton(values: torch.Tensor, inputs: tuple[torch.Tensor, ...]) -> bool:
+    """CUDA float32 tensors on one device that record no gradients go to the Triton kernels, if triton imports."""
+    return (
+        values.dtype == torch.float32
+        and values.numel() > 0
+        and values.device.type == "cuda"
+        and all(x.device == values.device for x in inputs)
+        and not (torch.is_grad_enabled() and any(x.requires_grad for x in inputs))
+        and _triton_runs_on(values.device)
+    )
+
+
 def gae(
     rewards: torch.Tensor,
     values: torch.Tensor,
@@ -150,6 +271,8 @@ def gae(
     """
     inputs = (rewards, values, next_values, terminals, dones)
     _check_shapes("gae", values, inputs)
+    if _use_triton(values, inputs):
+        return gae_triton(rewards, values, next_values, terminals, dones, gamma, gae_lambda)
     if not _use_kernel(values, inputs):
         return gae_torch(rewards, values, next_values, terminals, dones, gamma, gae_lambda)
     time_major = _is_time_major(values)
@@ -219,6 +342,21 @@ def vtrace(
     """
     inputs = (rewards, values, next_values, terminals, dones, behavior_logprob, target_logprob)
     _check_shapes("vtrace", values, inputs)
+    if _use_triton(values, inputs):
+        return vtrace_triton(
+            rewards,
+            values,
+            next_values,
+            terminals,
+            dones,
+            behavior_logprob,
+            target_logprob,
+            gamma,
+            gae_lambda,
+            rho_bar,
+            c_bar,
+            rho_pg_bar,
+        )
     if not _use_kernel(values, inputs):
         return vtrace_torch(
             rewards,
@@ -300,7 +438,8 @@ def _flags(x: torch.Tensor, time_major: bool) -> Any:
 
 
 def _empty_like_layout(values: torch.Tensor, time_major: bool) -> torch.Tensor:
-    """An output shaped like ``values`` with the memory layout the kernel writes."""
+    """An output shaped like ``values``, on its device, with the memory layout the kernel writes."""
     if time_major:
-        return torch.empty((values.shape[-1], *values.shape[:-1]), dtype=values.dtype).movedim(0, -1)
-    return torch.empty(values.shape, dtype=values.dtype)
+        shape = (values.shape[-1], *values.shape[:-1])
+        return torch.empty(shape, dtype=values.dtype, device=values.device).movedim(0, -1)
+    return torch.empty(values.shape, dtype=values.dtype, device=values.device)
