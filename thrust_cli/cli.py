@@ -168,8 +168,15 @@ def train(
         node = OmegaConf.create(node) if isinstance(node, dict) else node
         typer.echo(OmegaConf.to_yaml(_resolved(node) if resolve else node))
         return
+    from thrust_cli.learn.distributed import elastic_env
     from thrust_cli.run.config import ConfigError
 
+    if elastic_env() is not None:  # a rank of a torchrun job (or of `thrust train dist.nproc=N`)
+        _train_rank(composed, overrides)
+        return
+    if composed.dist.nproc > 1:
+        _launch_ranks(composed, overrides)
+        return
     if composed.resume is not None:
         from thrust_cli.run.config import resume_config
 
@@ -205,6 +212,155 @@ def train(
     )
     typer.echo(str(run_dir))
     if summary["status"] == "interrupted":
+        raise typer.Exit(130)
+
+
+RUN_DIR_ENV = "THRUST_RUN_DIR"  # set by `thrust train dist.nproc=N` for its ranks: the run directory it made
+
+
+def _report(summary: dict[str, Any], run_dir: Path) -> None:
+    """The last lines of a finished `thrust train`: status on stderr, the run directory on stdout."""
+    solved = f", solved at step {summary['solved_at_step']:,}" if summary.get("solved_at_step") else ""
+    ret = summary.get("mean_return_last_100")
+    typer.echo(
+        f"{summary['status']}: {summary['global_step']:,} steps in {summary['wall_time_s']:.1f}s "
+        f"({summary['sps']:,.0f} SPS), mean return {ret if ret is None else round(ret, 2)}{solved}",
+        err=True,
+    )
+    typer.echo(str(run_dir))
+
+
+def _run_dir_pointer(cfg: Any, run_id: str) -> Path:
+    """``<root>/.torchelastic/<run id>``: the file naming a torchrun job's run directory (see _shared_run_dir)."""
+    from omegaconf import OmegaConf
+
+    raw = str(OmegaConf.to_container(cfg.hydra.run, resolve=False)["dir"])  # type: ignore[index,call-overload]
+    parts = Path(raw).parts
+    cut = next((i for i, p in enumerate(parts) if "${" in p), None)
+    root = Path(raw).parent if cut is None else Path(*parts[:cut]) if cut > 0 else Path(".")
+    return root / ".torchelastic" / run_id
+
+
+def _shared_run_dir(cfg: Any, overrides: list[str], run_id: str, restart_count: int) -> Path:
+    """Rank 0 of a torchrun job: the job's run directory, the same after every elastic restart.
+
+    The first attempt makes it (``hydra.run.dir``, made unique) and records it in ``<root>/.torchelastic/<run id>``,
+    where ``<root>`` is the part of ``hydra.run.dir`` before its first interpolation (``outputs/`` by default; the
+    parent of a literal ``hydra.run.dir``), so that a restarted attempt — which has the same
+    ``TORCHELASTIC_RUN_ID`` (torchrun's ``--rdzv-id``) — finds it again and resumes from its latest checkpoint.
+    """
+    pointer = _run_dir_pointer(cfg, run_id)
+    if restart_count > 0 and pointer.is_file():
+        previous = Path(pointer.read_text().strip())
+        if previous.is_dir():
+            return previous
+    run_dir = make_run_dir(cfg, overrides)
+    pointer.parent.mkdir(parents=True, exist_ok=True)
+    pointer.write_text(str(run_dir) + "\n")
+    return run_dir
+
+
+def _train_rank(composed: Any, overrides: list[str]) -> None:
+    """One rank of a data-parallel job (docs/distributed.md): join the group, agree on the run directory, train.
+
+    Rank 0 alone prints the progress and the result; every rank prints its own error line.
+    """
+    from thrust_cli.commands.train import TrainingError, preflight
+    from thrust_cli.commands.train import train as train_fn
+    from thrust_cli.learn.distributed import elastic_env, init_data_parallel
+    from thrust_cli.run.config import ConfigError, resume_config
+
+    elastic = elastic_env()
+    assert elastic is not None
+    launched = os.environ.get(RUN_DIR_ENV)
+    resume_dir = Path(composed.resume).resolve() if composed.resume is not None else None
+    try:
+        if resume_dir is not None:
+            composed = resume_config(resume_dir, [o for o in overrides if not o.startswith("resume=")])
+        else:
+            preflight(composed)
+    except (ConfigError, TrainingError, ValueError) as exc:
+        fail(f"rank {elastic.rank}: {exc}", code=1)
+    try:
+        dp = init_data_parallel(composed.dist.backend, composed.device, composed.dist.timeout_s)
+    except (RuntimeError, ValueError) as exc:
+        fail(f"rank {elastic.rank}: cannot join the process group: {str(exc).splitlines()[0]}", code=1)
+    try:
+        if resume_dir is not None or launched:
+            run_dir = resume_dir or Path(str(launched))
+        else:
+            mine = _shared_run_dir(composed, overrides, elastic.run_id, elastic.restart_count) if dp.is_main else None
+            run_dir = Path(dp.broadcast_object(str(mine) if mine is not None else None))
+        try:
+            summary = train_fn(composed, run_dir, dp)
+        except (ConfigError, TrainingError, ValueError, RuntimeError) as exc:
+            # RuntimeError: a collective outside the training loop (the start, the resume broadcast) failed
+            first = next((line.strip() for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
+            first = first.split(". This is typically")[0]  # gloo's advice paragraph
+            typer.echo(f"error: {first}" if dp.is_main else f"error: rank {dp.rank}: {first}", err=True)
+            if dp.is_main and not launched:
+                typer.echo(str(run_dir))
+            raise typer.Exit(1) from None
+    finally:
+        dp.close()
+    if dp.is_main and not launched:
+        if resume_dir is None and summary["status"] in ("completed", "solved"):
+            _run_dir_pointer(composed, elastic.run_id).unlink(missing_ok=True)  # no restart will need it
+        _report(summary, run_dir)
+    if summary["status"] == "interrupted":
+        raise typer.Exit(130)
+
+
+def _launch_ranks(composed: Any, overrides: list[str]) -> None:
+    """`thrust train dist.nproc=N`: the job torchrun would start, through torch's elastic launcher API.
+
+    This process makes the run directory, starts N ranks of ``python -m thrust_cli train <overrides>`` on this
+    machine (``dist.max_restarts`` elastic restarts) and waits; when a rank fails for good it writes
+    ``summary.json`` (status failed) unless rank 0 did, and ends with one line naming the failed rank.
+    """
+    import logging
+
+    from thrust_cli.commands.train import TrainingError, preflight
+    from thrust_cli.learn.distributed import launch
+    from thrust_cli.run.config import ConfigError
+
+    if composed.resume is not None:
+        run_dir = Path(composed.resume).resolve()
+    else:
+        try:
+            preflight(composed)
+        except (ConfigError, TrainingError, ValueError) as exc:
+            fail(str(exc), code=1)
+        run_dir = make_run_dir(composed, overrides)
+    quiet = logging.getLogger("torch.distributed.elastic")
+    level = quiet.level
+    quiet.setLevel(logging.CRITICAL)  # the agent's own lines; the failure is reported below in one line
+    try:
+        result = launch(
+            composed.dist.nproc, ["train", *overrides], composed.dist.max_restarts, {RUN_DIR_ENV: str(run_dir)}
+        )
+    finally:
+        quiet.setLevel(level)
+    path = run_dir / "summary.json"
+    try:
+        summary: dict[str, Any] = json.loads(path.read_text())
+    except (OSError, ValueError):
+        summary = {}
+    if result.interrupted:
+        typer.echo(f"interrupted: the ranks were stopped; run saved in {run_dir}", err=True)
+        typer.echo(str(run_dir))
+        raise typer.Exit(130)
+    if result.failure is not None:
+        if summary.get("status") != "failed":
+            summary = {"status": "failed", "error": result.failure, "failed_rank": result.rank}
+            path.write_text(json.dumps(summary, indent=2) + "\n")
+        cause = summary.get("error")  # rank 0's reason, unless a rank was killed (then the others only lost it)
+        detail = f" ({cause})" if cause and cause != result.failure and "killed by" not in result.failure else ""
+        typer.echo(f"error: {result.failure}{detail}; run saved in {run_dir}", err=True)
+        typer.echo(str(run_dir))
+        raise typer.Exit(1)
+    _report(summary, run_dir)
+    if summary.get("status") == "interrupted":
         raise typer.Exit(130)
 
 

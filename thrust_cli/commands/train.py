@@ -1,7 +1,10 @@
 """PPO training: ``train(cfg)`` is a plain function of a composed config.
 
 The algorithm reads top to bottom: rollout → bootstrap → advantages → minibatch epochs → log/checkpoint.
-Index convention: see :mod:`thrust_cli.learn.rollout`.
+Index convention: see :mod:`thrust_cli.learn.rollout`. Data parallel (a ``DataParallel`` from torchrun's
+environment, docs/distributed.md): every rank runs this same loop on its own envs; the ranks agree after each
+rollout (one small all_reduce: global step, episode stats, stop votes) and in every minibatch (ppo_update);
+rank 0 alone logs, checkpoints and writes ``summary.json``.
 """
 
 from __future__ import annotations
@@ -20,12 +23,20 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from thrust_cli.learn.collector import Collector
+from thrust_cli.learn.distributed import (
+    RANK_SEED_OFFSET,
+    DataParallel,
+    NoLogger,
+    Terminated,
+    TerminateOnSigterm,
+    vote_after_rollout,
+)
 from thrust_cli.learn.optim import Adam
 from thrust_cli.learn.policies import make_policy
 from thrust_cli.learn.ppo import LearnerState, NonFiniteParameters, TrainingError, ppo_update
 from thrust_cli.learn.rollout import EpisodeTracker
-from thrust_cli.run.checkpoint import load_checkpoint, save_best, save_checkpoint
-from thrust_cli.run.config import validate
+from thrust_cli.run.checkpoint import find_checkpoint, load_checkpoint, save_best, save_checkpoint
+from thrust_cli.run.config import ConfigError, validate
 from thrust_cli.run.logging import RunLogger
 from thrust_cli.vector.envs import make_env, make_vector
 from thrust_cli.vector.serial import VectorizerError
@@ -87,12 +98,17 @@ def _build_policy(
     return policy, num_actions, box, num_codes
 
 
-def train(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
+def train(cfg: DictConfig, run_dir: str | Path, dp: DataParallel | None = None) -> dict[str, Any]:
     """Train a policy as configured and write the run into ``run_dir``.
 
     Args:
         cfg: a composed config (``conf/config.yaml`` plus overrides); validated here.
         run_dir: directory for ``metrics.jsonl``, TensorBoard events, ``checkpoints/`` and ``summary.json``.
+        dp: the process group of a data-parallel run (None: one process; ``dist.nproc`` is the launcher's
+            business, not this function's). ``env.num_envs`` and ``algo.minibatch_size`` are per rank,
+            ``train.total_timesteps`` and the logged ``global_step`` count all ranks' steps. A run directory
+            that has checkpoints (an elastic restart, or ``resume=``) is resumed from its latest one, which rank 0
+            reads and broadcasts.
 
     Returns:
         The summary written to ``summary.json``.
@@ -101,19 +117,27 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
         ConfigError: invalid config. TrainingError: a fault stopped training (the last good checkpoint stays).
     """
     run = validate(cfg)
+    rank, world = (dp.rank, dp.world_size) if dp is not None else (0, 1)
+    main = rank == 0
+    if dp is not None and run.env.name == "busy" and run.env.work_per_rank is not None:
+        if len(run.env.work_per_rank) != world:
+            raise ConfigError(f"env.work_per_rank has {len(run.env.work_per_rank)} entries for {world} ranks")
+        run.env.work = run.env.work_per_rank[rank]
     # plain dataclasses: DictConfig attribute access costs microseconds, too much inside the loops
     algo: Any = OmegaConf.to_object(run.algo)
     tcfg: Any = OmegaConf.to_object(run.train)
     run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    if main:
+        run_dir.mkdir(parents=True, exist_ok=True)
     if tcfg.torch_threads > 0:
         torch.set_num_threads(tcfg.torch_threads)
-    seed_everything(run.seed)
+    seed_everything(run.seed)  # the same on every rank: the same initial policy
     device = resolve_device(run.device)
     start = time.perf_counter()
+    rank_seed = run.seed + rank * RANK_SEED_OFFSET  # rank r's envs and action sampling (distributed.py)
 
     try:
-        vec = make_vector(run)
+        vec = make_vector(run) if dp is None else make_vector(run, seed=rank_seed)
     except VectorizerError as exc:
         raise TrainingError(str(exc)) from None
     obs_space, act_space = vec.single_observation_space, vec.single_action_space
@@ -123,9 +147,12 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
         vec.close()
         raise
     optimizer = Adam(policy.parameters(), lr=run.lr, eps=1e-5)
+    if dp is not None:
+        dp.broadcast_parameters(policy)
+        seed_everything(rank_seed % 2**32)
 
     T, N = algo.num_steps, vec.num_agents
-    batch_size = T * N
+    batch_size = T * N * world  # the global batch: every rank's rollout
     num_updates = max(1, math.ceil(tcfg.total_timesteps / batch_size))
     tracker = EpisodeTracker(N, window=max(tcfg.target_window, 100))
     config_container = OmegaConf.to_container(run, resolve=True)
@@ -149,7 +176,9 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
 
     def stop(global_step: int) -> bool:
         """Checked after every stored step: Ctrl-C, or the target return reached (recomputed only when
-        episodes have finished since the last check)."""
+        episodes have finished since the last check). Data parallel: never (the ranks vote after each rollout)."""
+        if dp is not None:
+            return False
         if tcfg.target_return is not None and solved["step"] is None and tracker.episodes != checked_episodes[0]:
             checked_episodes[0] = tracker.episodes
             mean = tracker.mean_return(tcfg.target_window)
@@ -160,7 +189,9 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
     recurrent = bool(getattr(policy, "recurrent", False))
     collector = Collector(vec, policy, T, device, tracker, stop, algo.bptt_horizon if recurrent else 1)
 
-    def checkpoint() -> Path:
+    def checkpoint() -> Path | None:
+        if not main:
+            return None
         value = _best_value(tcfg, tracker, last_metrics)
         sign = 1.0 if tcfg.best_mode == "max" else -1.0
         improved = (
@@ -192,73 +223,118 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
         return path
 
     resume_step: int | None = None
-    if run.resume is not None:
+    if run.resume is not None or dp is not None:
         # continue where the last checkpoint left off: weights, optimizer, LR schedule (update count), step,
-        # RNG states and the episode window; envs start fresh episodes, seeded from the resumed step
+        # RNG states and the episode window; envs start fresh episodes, seeded from the resumed step.
+        # Data parallel: rank 0 reads the run's latest checkpoint, if it has one, and hands it to every rank.
         try:
-            updates_done, resume_step, time0 = _restore(run_dir, policy, optimizer, collector, tracker, learner, best)
+            if dp is None:
+                state = _load_latest(run_dir)
+            else:
+                state = dp.broadcast_object(_load_latest(run_dir) if main and _has_checkpoint(run_dir) else None)
+            if state is not None or dp is None:
+                updates_done, resume_step, time0 = _restore(
+                    state, policy, optimizer, collector, tracker, learner, best, restore_episodes=main
+                )
+                if not main:
+                    seed_everything((rank_seed + resume_step) % 2**32)
         except BaseException:
             interrupted.restore()
             vec.close()
             raise
-        step0 = resume_step
+        step0 = resume_step or 0
         if updates_done >= num_updates:  # nothing left to train: report the run as it was
             interrupted.restore()
             vec.close()
             return _already_done(run_dir, collector.global_step, time0, tracker)
     try:
-        logger = RunLogger(
-            run_dir, num_updates * batch_size, tcfg.progress, run.logger, config_container, resume_step=resume_step
+        logger: Any = (
+            RunLogger(
+                run_dir, num_updates * batch_size, tcfg.progress, run.logger, config_container, resume_step=resume_step
+            )
+            if main
+            else NoLogger()
         )
     except BaseException:
         interrupted.restore()
         vec.close()
         raise
-    env_seed = run.seed + (resume_step or 0)
+    env_seed = (run.seed if dp is None else rank_seed) + (resume_step or 0)
     next_checkpoint = (collector.global_step // tcfg.checkpoint_interval + 1) * tcfg.checkpoint_interval
     vec.reset(seed=env_seed)
     train_start = time.perf_counter()
     timing = collector.timing | {"learn_s": 0.0}
     failure: str | None = None
     params_ok = True
-    try:
-        for update in range(updates_done + 1, num_updates + 1):
-            # rollout (sync or async groups of agents, see collector.py)
-            buf = collector.collect()
-            learn_begin = time.perf_counter()
-            if buf is None:
-                break
-            progress = (update - 1.0) / num_updates
-            if algo.anneal_lr:
-                optimizer.param_groups[0]["lr"] = run.lr * (1.0 - progress)
-            stats, b_values, b_returns = ppo_update(
-                policy, optimizer, buf, algo, collector.global_step, progress, learner
-            )
-            updates_done = update
-            timing.update(collector.timing)
-            timing["learn_s"] += time.perf_counter() - learn_begin
+    shared: dict[str, Any] = {}  # data parallel: the all-ranks episode stats of the latest vote
+    terminate = TerminateOnSigterm() if dp is not None else None
+    try:  # the outer try: a SIGTERM that arrives while a failure below is being handled
+        try:
+            for update in range(updates_done + 1, num_updates + 1):
+                # rollout (sync or async groups of agents, see collector.py)
+                steps_before, episodes_before = collector.global_step, tracker.episodes
+                buf = collector.collect()
+                learn_begin = time.perf_counter()
+                if dp is not None:
+                    # every rank: the global step, the episode stats and whether to stop (one small all_reduce)
+                    shared = vote_after_rollout(
+                        dp, collector, steps_before, episodes_before, tracker, tcfg, interrupted.flag
+                    )
+                    if shared["solved"] and solved["step"] is None:
+                        solved.update(step=collector.global_step, s=time0 + time.perf_counter() - start)
+                    if shared["stop"]:
+                        interrupted.flag = interrupted.flag or not shared["solved"]
+                        break
+                if buf is None:
+                    break
+                progress = (update - 1.0) / num_updates
+                if algo.anneal_lr:
+                    optimizer.param_groups[0]["lr"] = run.lr * (1.0 - progress)
+                stats, b_values, b_returns = ppo_update(
+                    policy, optimizer, buf, algo, collector.global_step, progress, learner, dp
+                )
+                updates_done = update
+                timing.update(collector.timing)
+                timing["learn_s"] += time.perf_counter() - learn_begin
+                if dp is not None:
+                    timing.update(dp.timing)
 
-            # log and checkpoint
-            now = time.perf_counter()
-            elapsed = (time0 + now - start, now - train_start)
-            metrics = _metrics(stats, collector.global_step, step0, *elapsed, tracker, b_values, b_returns, vec)
-            metrics.update(update=update, num_updates=num_updates, lr=optimizer.param_groups[0]["lr"])
-            if learner.kl_coef is not None:
-                metrics["kl_coef"] = learner.kl_coef
-            last_metrics = metrics
-            logger.log(metrics | {f"time/{k}": v for k, v in timing.items()})
-            if collector.global_step >= next_checkpoint:
-                checkpoint()
-                next_checkpoint += tcfg.checkpoint_interval
-    except KeyboardInterrupt:
-        interrupted.flag = True
-    except (TrainingError, VectorizerError) as exc:
-        failure = str(exc)
-        params_ok = not isinstance(exc, NonFiniteParameters)
-    finally:
-        interrupted.restore()
-        logger.close()
-        vec.close()
+                # log and checkpoint
+                now = time.perf_counter()
+                elapsed = (time0 + now - start, now - train_start)
+                metrics = _metrics(stats, collector.global_step, step0, *elapsed, tracker, b_values, b_returns, vec)
+                if dp is not None:
+                    metrics.update(episode_return=shared["episode_return"], episode_length=shared["episode_length"])
+                metrics.update(update=update, num_updates=num_updates, lr=optimizer.param_groups[0]["lr"])
+                if learner.kl_coef is not None:
+                    metrics["kl_coef"] = learner.kl_coef
+                last_metrics = metrics
+                logger.log(metrics | {f"time/{k}": v for k, v in timing.items()})
+                if collector.global_step >= next_checkpoint:
+                    checkpoint()
+                    next_checkpoint += tcfg.checkpoint_interval
+        except KeyboardInterrupt:
+            interrupted.flag = True
+        except (TrainingError, VectorizerError, Terminated) as exc:
+            failure = str(exc)
+            # a rank stopped by its launcher may be mid-update: the last interval checkpoint stays the latest
+            params_ok = not isinstance(exc, (NonFiniteParameters, Terminated))
+        except RuntimeError as exc:
+            if dp is None:
+                raise
+            # a collective failed: another rank died, or hung past dist.timeout_s; this rank may be mid-update
+            first = next((line.strip() for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
+            first = first.split(". This is typically")[0]  # gloo's advice paragraph
+            failure = f"rank {rank}: a collective failed (another rank died or waited past dist.timeout_s): {first}"
+            params_ok = False
+        finally:
+            if terminate is not None:
+                terminate.restore()
+            interrupted.restore()
+            logger.close()
+            vec.close()
+    except Terminated as exc:
+        failure, params_ok = failure or str(exc), False
 
     status = "interrupted" if interrupted.flag else "solved" if solved["step"] is not None else "completed"
     if failure is not None:
@@ -269,6 +345,11 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
         checkpoint()
     global_step = collector.global_step
     now = time.perf_counter()
+    spread = dp.parameter_spread(policy) if dp is not None and failure is None else None
+    if not main:
+        if failure is not None:
+            raise TrainingError(failure)
+        return {"status": status, "global_step": global_step, "rank": rank}
     summary = {
         "status": status,
         "global_step": global_step,
@@ -283,6 +364,10 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
         **timing,
         "error": failure,
     }
+    if dp is not None:  # all ranks' episodes, from the last vote
+        summary.update(world_size=world, mean_return_last_100=shared.get("mean_return_last_100"))
+        summary.update(param_rank_spread=spread)  # max |difference| of a parameter between ranks: 0.0
+        summary.update(episodes=shared.get("episodes", summary["episodes"]))
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     if failure is not None:
         raise TrainingError(f"{failure} (run saved in {run_dir})")
@@ -335,25 +420,41 @@ def _action_spec(space: Any) -> tuple[int, tuple[list[float], list[float]] | Non
     return None
 
 
+def _has_checkpoint(run_dir: Path) -> bool:
+    try:
+        find_checkpoint(run_dir)
+    except FileNotFoundError:
+        return False
+    return True
+
+
+def _load_latest(run_dir: Path) -> dict[str, Any] | None:
+    """The latest checkpoint of ``run_dir``; None when it has none (killed before its first checkpoint)."""
+    try:
+        return load_checkpoint(run_dir)
+    except FileNotFoundError:
+        return None
+
+
 def _restore(
-    run_dir: Path,
+    state: dict[str, Any] | None,
     policy: Any,
     optimizer: Adam,
     collector: Collector,
     tracker: EpisodeTracker,
     learner: LearnerState,
     best: dict[str, Any],
+    restore_episodes: bool = True,
 ) -> tuple[int, int, float]:
-    """Load the latest checkpoint of ``run_dir`` into the training state.
+    """Load a checkpoint ``state`` (:func:`_load_latest`) into the training state.
 
-    A run killed before its first checkpoint restarts from step 0 in the same directory.
+    A run killed before its first checkpoint (``state`` None) restarts from step 0 in the same directory.
+    ``restore_episodes``: also the RNG states and the episode window (data parallel: rank 0 only, whose they are).
 
     Returns:
         (updates done, global step, elapsed seconds; 0 for checkpoints written before it was saved).
     """
-    try:
-        state = load_checkpoint(run_dir)
-    except FileNotFoundError:
+    if state is None:
         return 0, 0, 0.0
     try:
         policy.load_state_dict(state["policy"])
@@ -361,6 +462,10 @@ def _restore(
     except (RuntimeError, ValueError, KeyError) as exc:
         raise TrainingError(f"cannot resume from '{state['path']}': {str(exc).splitlines()[0]}") from None
     collector.global_step = int(state["global_step"])
+    learner.kl_coef = state.get("learner", {}).get("kl_coef", learner.kl_coef)
+    best["value"] = state.get("best")
+    if not restore_episodes:
+        return int(state.get("update", 0)), collector.global_step, float(state.get("time_s", 0.0))
     if "rng" in state:
         torch.set_rng_state(state["rng"]["torch"])
         np.random.set_state(state["rng"]["numpy"])
@@ -369,8 +474,6 @@ def _restore(
     tracker.recent_returns.extend(episodes.get("returns", []))
     tracker.recent_lengths.extend(episodes.get("lengths", []))
     tracker.episodes = int(episodes.get("count", 0))
-    learner.kl_coef = state.get("learner", {}).get("kl_coef", learner.kl_coef)
-    best["value"] = state.get("best")
     return int(state.get("update", 0)), collector.global_step, float(state.get("time_s", 0.0))
 
 

@@ -6,13 +6,14 @@ Index convention: see :mod:`thrust_cli.learn.rollout`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass, fields
 from functools import partial
 from typing import Any
 
 import torch
 
 from thrust_cli.learn.advantage import gae, vtrace
+from thrust_cli.learn.distributed import DataParallel
 from thrust_cli.learn.loss import PPOStats, adapt_kl_coef, ppo_loss
 from thrust_cli.learn.optim import Adam
 from thrust_cli.learn.rollout import Rollout
@@ -41,6 +42,7 @@ def ppo_update(
     global_step: int,
     progress: float = 0.0,
     learner: LearnerState | None = None,
+    dp: DataParallel | None = None,
 ) -> tuple[list[PPOStats], torch.Tensor, torch.Tensor]:
     """Advantages, then ``update_epochs`` passes of minibatches of the PPO loss over one rollout.
 
@@ -56,6 +58,15 @@ def ppo_update(
     Data is handled as segments [S, L]: rows of ``algo.bptt_horizon`` steps of one agent (replayed from their
     stored start state by a recurrent policy, the sampling unit of prioritized replay), or single samples
     (L = 1) for a feed-forward policy without prioritized replay.
+
+    Data parallel (``dp``, docs/distributed.md): ``buf`` is this rank's rollout and ``algo.minibatch_size`` its
+    share of a minibatch. Every rank draws the same permutation of its local segments (a generator seeded by
+    ``global_step``, equal on all ranks), so minibatch k is the union of every rank's k-th slice; the advantages
+    are normalized with that union's mean and std, and the gradient is the union's mean gradient (one
+    ``all_reduce`` per minibatch, which also carries the loss and the statistics: the stats returned are those of
+    the global minibatch). Prioritized replay all-gathers the segment priorities and every rank draws the same
+    global minibatch from them, each training on the drawn segments it holds (weighted by its share). N ranks
+    thus equal one process on the concatenated rollout, up to float summation order and the sampling order.
 
     Returns:
         The per-minibatch statistics, and the flat values and returns (for explained variance).
@@ -121,51 +132,79 @@ def ppo_update(
         if vtrace_algo and algo.ratios == "seen":
             seen_logprobs = target_logprobs
         b_advantages, b_returns = estimate(target_logprobs)
+    gen = dp.generator(global_step, b_obs.device) if dp is not None else None
     for epoch in range(algo.update_epochs):
         if vtrace_algo and epoch > 0:
             with torch.no_grad():
                 b_advantages, b_returns = estimate(current_logprobs() if seen_logprobs is None else seen_logprobs)
         if algo.prio:
             priorities = b_advantages.abs().sum(1).pow(algo.prio_alpha) + 1e-8
+            if dp is not None:
+                priorities = dp.all_gather(priorities)  # [world * S], rank-major: every rank draws alike
             probs = priorities / priorities.sum()
-        else:
+        elif dp is None:
             perm = torch.randperm(S, device=b_obs.device)
-        for mb_start in range(0, S - mb_segments + 1, mb_segments):
-            if algo.prio:
+        else:
+            perm = torch.randperm(S, device=b_obs.device, generator=gen)
+        minibatches = range(0, S - mb_segments + 1, mb_segments)
+        if dp is not None:
+            plan = _parallel_minibatches(
+                dp, algo, minibatches, mb_segments, S, L, b_advantages, probs if algo.prio else perm, beta, gen
+            )
+        for k, mb_start in enumerate(minibatches):
+            share, weights = 1.0, None
+            if dp is not None:
+                mb, weights, norm, share = plan[k]
+            elif algo.prio:
                 mb = torch.multinomial(probs, mb_segments, replacement=False)
                 weights = (S * probs[mb]).pow(-beta)
                 weights = weights / weights.max()  # Schaul et al.: weights <= 1, bounded by the batch's max
             else:
                 mb = perm[mb_start : mb_start + mb_segments]
-            params, new_values = forward(mb)
-            new_logprobs, entropy = policy.dist.evaluate(params, b_actions[mb].flatten(0, 1))
-            if seen_logprobs is not None:
-                seen_logprobs[mb] = new_logprobs.detach().view(-1, L)
-            mb_advantages = b_advantages[mb].flatten()
-            if algo.norm_adv:
-                mb_advantages = (mb_advantages - mb_advantages.mean()) / (mb_advantages.std() + 1e-8)
-            if algo.prio:
-                mb_advantages = mb_advantages * weights.repeat_interleave(L)
-            loss, mb_stats = ppo_loss(
-                new_logprobs,
-                b_logprobs[mb].flatten(),
-                mb_advantages,
-                new_values,
-                b_values[mb].flatten(),
-                b_returns[mb].flatten(),
-                entropy,
-                clip_coef,
-                algo.vf_coef,
-                algo.ent_coef,
-                algo.vf_clip_coef,
-                algo.dual_clip_c,
-                learner.kl_coef or 0.0,
-            )
-            if not torch.isfinite(loss):
-                _check_parameters(policy, global_step)  # non-finite parameters are the cause to name
-                raise TrainingError(f"non-finite loss ({loss.item()}) at global_step {global_step}")
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            if share > 0:
+                params, new_values = forward(mb)
+                new_logprobs, entropy = policy.dist.evaluate(params, b_actions[mb].flatten(0, 1))
+                if seen_logprobs is not None:
+                    seen_logprobs[mb] = new_logprobs.detach().view(-1, L)
+                mb_advantages = b_advantages[mb].flatten()
+                if dp is not None and algo.norm_adv:
+                    mb_advantages = (mb_advantages - norm[0]) / (norm[1] + 1e-8)
+                elif algo.norm_adv:
+                    mb_advantages = (mb_advantages - mb_advantages.mean()) / (mb_advantages.std() + 1e-8)
+                if weights is not None:
+                    mb_advantages = mb_advantages * weights.repeat_interleave(L)
+                loss, mb_stats = ppo_loss(
+                    new_logprobs,
+                    b_logprobs[mb].flatten(),
+                    mb_advantages,
+                    new_values,
+                    b_values[mb].flatten(),
+                    b_returns[mb].flatten(),
+                    entropy,
+                    clip_coef,
+                    algo.vf_coef,
+                    algo.ent_coef,
+                    algo.vf_clip_coef,
+                    algo.dual_clip_c,
+                    learner.kl_coef or 0.0,
+                )
+                if dp is None and not torch.isfinite(loss):
+                    _check_parameters(policy, global_step)  # non-finite parameters are the cause to name
+                    raise TrainingError(f"non-finite loss ({loss.item()}) at global_step {global_step}")
+                loss.backward()
+            if dp is not None:
+                # the global minibatch's mean gradient, loss and stats: one all_reduce; every rank sees the same
+                local = (
+                    torch.stack([loss.detach(), *astuple(mb_stats)])
+                    if share > 0
+                    else torch.zeros(1 + len(fields(PPOStats)))
+                )
+                reduced = dp.reduce_gradients(optimizer.params, share, local.to(b_obs.device))
+                if not torch.isfinite(reduced[0]):
+                    _check_parameters(policy, global_step)
+                    raise TrainingError(f"non-finite loss ({reduced[0].item()}) at global_step {global_step}")
+                mb_stats = PPOStats(*reduced[1:].to(torch.float32).unbind())
             grad_norm = torch.nn.utils.clip_grad_norm_(policy.parameters(), algo.max_grad_norm)
             if not torch.isfinite(grad_norm):
                 raise TrainingError(f"non-finite gradient norm ({grad_norm.item()}) at global_step {global_step}")
@@ -185,6 +224,56 @@ def _check_parameters(policy: Any, global_step: int) -> None:
     for name, param in policy.named_parameters():
         if not torch.isfinite(param).all():
             raise NonFiniteParameters(f"non-finite parameter '{name}' in the update at global_step {global_step}")
+
+
+def _parallel_minibatches(
+    dp: DataParallel,
+    algo: Any,
+    minibatches: range,
+    mb_segments: int,
+    S: int,
+    L: int,
+    b_advantages: torch.Tensor,
+    order: torch.Tensor,
+    beta: float,
+    gen: torch.Generator | None,
+) -> list[tuple[torch.Tensor, torch.Tensor | None, tuple[float, float], float]]:
+    """One epoch's minibatches of a data-parallel update: ``(local segments, prio weights, (mean, std) of the
+    global minibatch's advantages, this rank's share of its samples)`` each, with ONE all_reduce for all the
+    normalization statistics.
+
+    ``order``: the shared permutation of local segments [S], or with ``algo.prio`` the global probabilities
+    [world * S] (rank-major) from which every rank draws the same global minibatch of ``world * mb_segments``.
+    """
+    plan: list[Any] = []
+    total = dp.world_size * mb_segments * L  # samples of a global minibatch
+    for mb_start in minibatches:
+        if algo.prio:
+            drawn = torch.multinomial(order, dp.world_size * mb_segments, replacement=False, generator=gen)
+            weights = (order.numel() * order[drawn]).pow(-beta)
+            weights = weights / weights.max()  # over the global minibatch, as one process would
+            mine = drawn // S == dp.rank
+            mb, w = drawn[mine] - dp.rank * S, weights[mine]
+        else:
+            mb, w = order[mb_start : mb_start + mb_segments], None
+        plan.append([mb, w, (0.0, 1.0), mb.numel() * L / total])
+    if algo.norm_adv:
+        sums = torch.zeros(len(plan), 3, dtype=torch.float64, device=b_advantages.device)
+        for k, (mb, *_) in enumerate(plan):
+            adv = b_advantages[mb].flatten().double()
+            sums[k] = torch.stack(
+                [
+                    adv.sum(),
+                    adv.square().sum(),
+                    torch.tensor(float(adv.numel()), device=adv.device, dtype=torch.float64),
+                ]
+            )
+        dp.all_reduce(sums)
+        for k, (total_sum, total_sq, n) in enumerate(sums.tolist()):
+            mean = total_sum / n
+            var = max(total_sq - n * mean * mean, 0.0) / max(n - 1.0, 1.0)  # unbiased, like Tensor.std()
+            plan[k][2] = (mean, var**0.5)
+    return [tuple(p) for p in plan]
 
 
 def _to_segments(x: torch.Tensor, L: int) -> torch.Tensor:

@@ -100,6 +100,8 @@ class BusyEnvConfig:
     name: str = "busy"
     num_envs: int = positive(64)
     work: int = at_least(0, 1000)
+    # data parallel: rank r uses work_per_rank[r] instead of work (load-imbalance measurements); null: work
+    work_per_rank: list[int] | None = None
     obs_dim: int = positive(4)
     max_steps: int = positive(100)
 
@@ -217,6 +219,17 @@ class TopConfig:
     resume: str | None = None
 
 
+@dataclass
+class DistConfig:
+    """The ``dist`` section: data-parallel training (docs/distributed.md). Under torchrun the job's size comes
+    from torchrun; ``nproc`` is for ``thrust train dist.nproc=N``, which starts the ranks itself."""
+
+    nproc: int = positive(1)  # ranks started by `thrust train` on this machine (1: no data parallelism)
+    backend: str = one_of(("auto", "gloo", "nccl"), "auto")  # auto: nccl for device=cuda, else gloo
+    timeout_s: float = positive(300.0)  # a collective waiting longer (a hung or dead rank) fails the run
+    max_restarts: int = at_least(0, 0)  # `thrust train dist.nproc=N`: elastic restarts after a rank fails
+
+
 LOGGER_BACKENDS = ("tensorboard", "wandb", "neptune")
 # backend -> (module it imports, pip extra of thrust-rl that installs it)
 LOGGER_EXTRAS = {"wandb": ("wandb", "wandb"), "neptune": ("neptune", "neptune")}
@@ -268,7 +281,7 @@ GROUPS: dict[str, dict[str, type]] = {
     "algo": {"ppo": PPOConfig, "vtrace": VTraceConfig},
     "vec": {"serial": SerialVecConfig, "multiprocessing": MultiprocessingVecConfig},
 }
-SECTIONS: dict[str, type] = {"train": TrainConfig, "logger": LoggerConfig}
+SECTIONS: dict[str, type] = {"train": TrainConfig, "logger": LoggerConfig, "dist": DistConfig}
 
 
 # --- validation -----------------------------------------------------------------------------------------------
@@ -329,6 +342,7 @@ def validate(cfg: DictConfig) -> DictConfig:
     _check_vec(out["vec"], out["env"].num_envs)
     _check_algo(out["algo"], out["policy"].name)
     _check_logger(out["logger"])
+    _check_dist(out["dist"], out["device"])
     typed = OmegaConf.create(out)
     OmegaConf.set_struct(typed, True)
     return typed
@@ -345,6 +359,12 @@ def _check_algo(algo: Any, policy: str) -> None:
         raise ConfigError("algo.kl_coef (adaptive KL penalty) needs algo.target_kl, the KL it adapts toward")
     if algo.dual_clip_c is not None and algo.clip_coef is None:
         raise ConfigError("algo.dual_clip_c needs algo.clip_coef (dual-clip bounds the clipped surrogate)")
+
+
+def _check_dist(dist: Any, device: str) -> None:
+    """``dist.backend=nccl`` needs a CUDA device."""
+    if dist.backend == "nccl" and device == "cpu":
+        raise ConfigError("dist.backend=nccl needs device=cuda (or auto); use dist.backend=gloo (or auto) on CPU")
 
 
 def _check_logger(logger: Any) -> None:
