@@ -31,7 +31,7 @@ from thrust_cli.learn.distributed import (
     TerminateOnSigterm,
     vote_after_rollout,
 )
-from thrust_cli.learn.optim import Adam
+from thrust_cli.learn.optim import Adam, LossScaler
 from thrust_cli.learn.policies import make_policy
 from thrust_cli.learn.ppo import LearnerState, NonFiniteParameters, TrainingError, ppo_update
 from thrust_cli.learn.rollout import EpisodeTracker
@@ -147,6 +147,7 @@ def train(cfg: DictConfig, run_dir: str | Path, dp: DataParallel | None = None) 
         vec.close()
         raise
     optimizer = Adam(policy.parameters(), lr=run.lr, eps=1e-5)
+    scaler = LossScaler() if tcfg.amp == "fp16" else None  # bf16 keeps float32's exponent range: no scaling
     if dp is not None:
         dp.broadcast_parameters(policy)
         seed_everything(rank_seed % 2**32)
@@ -291,7 +292,7 @@ def train(cfg: DictConfig, run_dir: str | Path, dp: DataParallel | None = None) 
                 if algo.anneal_lr:
                     optimizer.param_groups[0]["lr"] = run.lr * (1.0 - progress)
                 stats, b_values, b_returns = ppo_update(
-                    policy, optimizer, buf, algo, collector.global_step, progress, learner, dp
+                    policy, optimizer, buf, algo, collector.global_step, progress, learner, dp, tcfg.amp, scaler
                 )
                 updates_done = update
                 timing.update(collector.timing)

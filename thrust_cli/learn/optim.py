@@ -85,3 +85,36 @@ class Adam:
         self.param_groups[0].update(state["param_groups"][0])
         for dst, src in zip(self.exp_avg + self.exp_avg_sq, state["exp_avg"] + state["exp_avg_sq"], strict=True):
             dst.copy_(src)
+
+
+class LossScaler:
+    """Dynamic loss scaling for float16 autocast (what ``torch.amp.GradScaler`` does, for :class:`Adam`).
+
+    The loss is multiplied by ``scale`` before ``backward`` so that small float16 gradients do not flush to zero;
+    :meth:`unscale` divides the gradients back and reports whether they are finite. An overflow halves the scale
+    (the step is skipped); ``growth_interval`` finite steps in a row double it.
+    """
+
+    def __init__(self, scale: float = 2.0**16, growth_interval: int = 2000) -> None:
+        self.scale = scale
+        self.growth_interval = growth_interval
+        self.good_steps = 0
+        self.skipped = 0
+
+    @torch.no_grad()
+    def unscale(self, params: list[torch.Tensor]) -> bool:
+        """Divide every gradient by the scale; False (and the scale halved) if any is inf or NaN."""
+        grads = [p.grad for p in params if p.grad is not None]
+        finite = all(bool(torch.isfinite(g).all()) for g in grads)
+        if not finite:
+            self.scale /= 2.0
+            self.good_steps = 0
+            self.skipped += 1
+            return False
+        for g in grads:
+            g.mul_(1.0 / self.scale)
+        self.good_steps += 1
+        if self.good_steps >= self.growth_interval:
+            self.scale *= 2.0
+            self.good_steps = 0
+        return True

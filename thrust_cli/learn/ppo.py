@@ -6,6 +6,7 @@ Index convention: see :mod:`thrust_cli.learn.rollout`.
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from dataclasses import astuple, dataclass, fields
 from functools import partial
 from typing import Any
@@ -15,7 +16,7 @@ import torch
 from thrust_cli.learn.advantage import gae, vtrace
 from thrust_cli.learn.distributed import DataParallel
 from thrust_cli.learn.loss import PPOStats, adapt_kl_coef, ppo_loss
-from thrust_cli.learn.optim import Adam
+from thrust_cli.learn.optim import Adam, LossScaler
 from thrust_cli.learn.rollout import Rollout
 
 
@@ -43,6 +44,8 @@ def ppo_update(
     progress: float = 0.0,
     learner: LearnerState | None = None,
     dp: DataParallel | None = None,
+    amp: str = "none",
+    scaler: LossScaler | None = None,
 ) -> tuple[list[PPOStats], torch.Tensor, torch.Tensor]:
     """Advantages, then ``update_epochs`` passes of minibatches of the PPO loss over one rollout.
 
@@ -93,12 +96,19 @@ def ppo_update(
     clip_coef = algo.clip_coef * (1.0 - progress) if algo.clip_coef is not None and algo.anneal_clip else algo.clip_coef
     beta = algo.prio_beta0 + (1.0 - algo.prio_beta0) * progress
 
+    autocast_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(amp)
+
     def forward(idx: torch.Tensor | slice) -> tuple[torch.Tensor, torch.Tensor]:
-        """Distribution parameters [B, ...] and values [B] of the samples of segments ``idx``."""
-        if recurrent:
-            params, values = policy.forward_sequence(b_obs[idx], (b_h0[:, idx], b_c0[:, idx]), b_resets[idx])
-            return params.flatten(0, 1), values.flatten()
-        return policy(b_obs[idx].flatten(0, 1))
+        """Distribution parameters [B, ...] and values [B] of the samples of segments ``idx``, in float32 (with
+        ``amp``, the policy runs under autocast and only its outputs are cast back: the loss stays float32)."""
+        autocast = torch.autocast(b_obs.device.type, autocast_dtype) if autocast_dtype is not None else nullcontext()
+        with autocast:
+            if recurrent:
+                params, values = policy.forward_sequence(b_obs[idx], (b_h0[:, idx], b_c0[:, idx]), b_resets[idx])
+                params, values = params.flatten(0, 1), values.flatten()
+            else:
+                params, values = policy(b_obs[idx].flatten(0, 1))
+        return params.float(), values.float()
 
     def current_logprobs() -> torch.Tensor:
         """log pi(a|s) of every stored action under the current policy, as segments [S, L] (call without grad)."""
@@ -192,7 +202,7 @@ def ppo_update(
                 if dp is None and not torch.isfinite(loss):
                     _check_parameters(policy, global_step)  # non-finite parameters are the cause to name
                     raise TrainingError(f"non-finite loss ({loss.item()}) at global_step {global_step}")
-                loss.backward()
+                (loss * scaler.scale if scaler is not None else loss).backward()
             if dp is not None:
                 # the global minibatch's mean gradient, loss and stats: one all_reduce; every rank sees the same
                 local = (
@@ -205,6 +215,10 @@ def ppo_update(
                     _check_parameters(policy, global_step)
                     raise TrainingError(f"non-finite loss ({reduced[0].item()}) at global_step {global_step}")
                 mb_stats = PPOStats(*reduced[1:].to(torch.float32).unbind())
+            if scaler is not None and not scaler.unscale(optimizer.params):
+                optimizer.zero_grad(set_to_none=True)  # fp16 gradients overflowed: skip this step, halve the scale
+                stats.append(mb_stats)
+                continue
             grad_norm = torch.nn.utils.clip_grad_norm_(policy.parameters(), algo.max_grad_norm)
             if not torch.isfinite(grad_norm):
                 raise TrainingError(f"non-finite gradient norm ({grad_norm.item()}) at global_step {global_step}")

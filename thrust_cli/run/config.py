@@ -78,6 +78,7 @@ class TrainConfig:
     best_metric: str | None = "episode_return"
     best_mode: str = one_of(("max", "min"), "max")
     progress: str = one_of(("auto", "rich", "plain", "none"), "auto")
+    amp: str = one_of(("none", "bf16", "fp16"), "none")
 
 
 @dataclass
