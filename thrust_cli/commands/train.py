@@ -137,7 +137,7 @@ def train(cfg: DictConfig, run_dir: str | Path, dp: DataParallel | None = None) 
     rank_seed = run.seed + rank * RANK_SEED_OFFSET  # rank r's envs and action sampling (distributed.py)
 
     try:
-        vec = make_vector(run) if dp is None else make_vector(run, seed=rank_seed)
+        vec = make_vector(run, seed=rank_seed)  # one process: rank 0, run.seed
     except VectorizerError as exc:
         raise TrainingError(str(exc)) from None
     obs_space, act_space = vec.single_observation_space, vec.single_action_space
@@ -260,7 +260,7 @@ def train(cfg: DictConfig, run_dir: str | Path, dp: DataParallel | None = None) 
         interrupted.restore()
         vec.close()
         raise
-    env_seed = (run.seed if dp is None else rank_seed) + (resume_step or 0)
+    env_seed = rank_seed + (resume_step or 0)
     next_checkpoint = (collector.global_step // tcfg.checkpoint_interval + 1) * tcfg.checkpoint_interval
     vec.reset(seed=env_seed)
     train_start = time.perf_counter()
