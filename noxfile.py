@@ -1,4 +1,4 @@
-"""Developer sessions: ``nox -s lint typecheck tests slow coverage bench``.
+"""Developer sessions: ``nox -s lint typecheck tests slow coverage docs bench``.
 
 Each session installs the project the way the README does (torch pinned to the local CPU wheel).
 Run ``nox --no-venv -s tests`` to use the current environment instead of a fresh virtualenv.
@@ -46,6 +46,14 @@ def coverage(session: nox.Session) -> None:
     session.install(*INSTALL)
     session.run("coverage", "run", "--source=thrust_cli,envs_cython", "-m", "pytest", *session.posargs)
     session.run("coverage", "report", "--show-missing")
+
+
+@nox.session
+def docs(session: nox.Session) -> None:
+    """The docs site, built with ``--strict`` (broken links or references fail), and the docstring coverage."""
+    session.install(*INSTALL)
+    session.run("interrogate", "thrust_cli", "envs_cython")
+    session.run("mkdocs", "build", "--strict", "--site-dir", "site")
 
 
 @nox.session
