@@ -33,7 +33,17 @@ import numpy as np
 
 @dataclass
 class Buffers:
-    """The arrays an env writes into. All share the leading agent axis."""
+    """The arrays an env writes into; all share the leading agent axis ``A`` (see the module table).
+
+    Attributes:
+        observations: [A, *obs_shape] observation delivered by the last step (or reset).
+        actions: [A] int32 (Discrete) or [A, *act_shape] float32 actions the next step consumes.
+        rewards: [A] float32 reward for the action just taken.
+        terminals: [A] bool, the action just taken ended the episode.
+        truncations: [A] bool, the episode was cut by a time limit.
+        final_observations: [A, *obs_shape] last observation of an episode that just ended; valid only where
+            ``terminals | truncations``.
+    """
 
     observations: np.ndarray
     actions: np.ndarray
@@ -44,6 +54,7 @@ class Buffers:
 
     @property
     def num_agents(self) -> int:
+        """Number of agents ``A`` (the length of the leading axis)."""
         return int(self.rewards.shape[0])
 
     def slice(self, start: int, stop: int) -> Buffers:
@@ -52,6 +63,17 @@ class Buffers:
 
 
 def action_dtype(space: gymnasium.Space[Any]) -> np.dtype[Any]:
+    """The dtype of the action buffer for ``space``.
+
+    Args:
+        space: one agent's action space.
+
+    Returns:
+        int32 for ``Discrete``, float32 for ``Box``.
+
+    Raises:
+        TypeError: any other space.
+    """
     if isinstance(space, gymnasium.spaces.Discrete):
         return np.dtype(np.int32)
     if isinstance(space, gymnasium.spaces.Box):
@@ -65,8 +87,21 @@ def allocate(
     num_agents: int,
     alloc: Any = np.zeros,
 ) -> Buffers:
-    """Allocate the buffers of ``num_agents`` agents with ``alloc(shape, dtype)`` (e.g. a shared-memory
-    allocator)."""
+    """Allocate the buffers of ``num_agents`` agents.
+
+    Args:
+        observation_space: one agent's observation space; gives ``obs_shape`` and the observation dtype.
+        action_space: one agent's action space (``Discrete`` or ``Box``); gives ``act_shape`` and dtype.
+        num_agents: length ``A`` of the leading axis.
+        alloc: ``alloc(shape, dtype) -> np.ndarray``, ``np.zeros`` by default; a vectorizer passes a
+            shared-memory allocator.
+
+    Returns:
+        The six buffers, shaped and typed as in the module table.
+
+    Raises:
+        TypeError: the action space is neither ``Discrete`` nor ``Box``.
+    """
     obs_shape = (num_agents, *observation_space.shape)
     act_shape = (num_agents, *(action_space.shape or ()))
     return Buffers(
@@ -121,6 +156,11 @@ class Env:
         raise NotImplementedError
 
     def render(self) -> Any:
+        """Draw agent 0's current state; the return type is the subclass's (e.g. an RGB array or text).
+
+        Raises:
+            NotImplementedError: the env does not render (the default).
+        """
         raise NotImplementedError(f"{type(self).__name__} does not render")
 
     def close(self) -> None:
@@ -217,12 +257,17 @@ class CEnv(Env):
 
 
 class StateMixin:
-    """The float64 physics ``state`` a C core holds a pointer to, exposed as a writable attribute."""
+    """The per-env ``state`` array a C core holds a pointer to, exposed as a writable attribute.
+
+    One row per env: [N, 4] float64 for CartPole, [N, 2] float64 for Pendulum, an [N] structured array of
+    ``STATE_DTYPE`` for Asteroids. Assigning copies into the same memory, so the C core sees the change.
+    """
 
     _state: np.ndarray
 
     @property
     def state(self) -> np.ndarray:
+        """The state array the C core reads and writes (the array itself, not a copy)."""
         return self._state
 
     @state.setter

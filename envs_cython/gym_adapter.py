@@ -295,7 +295,9 @@ class ThrustVectorEnv(gymnasium.vector.VectorEnv):
         return env.observations.copy(), rewards, terminations, truncations, infos
 
     def render(self) -> tuple[Any, ...] | None:
+        """A one-element tuple holding the wrapped env's ``render()`` (which draws its agent 0)."""
         return (self.env.render(),)
 
     def close_extras(self, **kwargs: Any) -> None:
+        """Close the wrapped env (called by Gymnasium's ``close()``; ``kwargs`` are ignored)."""
         self.env.close()

@@ -49,12 +49,25 @@ class Memory(Env):
         self.observations[idx, 1] = 1.0
 
     def reset(self, seed: int | None = None) -> None:
+        """Start a new episode in every env: draw a cue and write the cue observation ``[c, 1, 0]``.
+
+        Args:
+            seed: reseed env ``i``'s generator with ``seed + i`` first; ``None`` continues each generator (the
+                first reset after construction seeds from the constructor's ``seed``). Finished-episode
+                statistics are kept for ``log()``.
+        """
         if seed is not None or not self._rngs:
             base = self._seed if seed is None else seed
             self._rngs = [np.random.default_rng(base + i) for i in range(self.num_agents)]
         self._start(np.arange(self.num_agents))
 
     def step(self, actions: np.ndarray | None = None) -> None:
+        """Advance every env one step; the envs that answer the query get their reward, terminate and auto-reset.
+
+        Args:
+            actions: [num_envs] int32 actions copied into ``self.actions`` (only the one taken on the query
+                observation matters); ``None`` steps with what the buffer holds.
+        """
         if actions is not None:
             self.actions[:] = actions
         self._tick += 1
@@ -74,6 +87,8 @@ class Memory(Env):
             self._start(ended)
 
     def log(self) -> dict[str, float]:
+        """Mean ``episode_return`` (the success rate) of the episodes finished since the last call and their count
+        ``n``; then clear. Empty dict when none finished."""
         if self._episodes == 0:
             return {}
         out = {"episode_return": self._sum_return / self._episodes, "n": float(self._episodes)}

@@ -79,7 +79,7 @@ class ExportReport:
     check_inputs: str = "standard normal observations"  # where the checked observations came from
 
     def summary(self) -> str:
-        """One line for the CLI."""
+        """One line for the CLI: the file written, its opset, inputs and outputs, and the onnxruntime check."""
         sizes = " and ".join(str(b) for b in self.batch_sizes)
         return (
             f"wrote {self.path} (ONNX opset {self.opset}; inputs {', '.join(self.inputs)}; "

@@ -56,6 +56,21 @@ _RESERVED = ("true", "false", "null", "nan", "inf")  # words Hydra reads as some
 # --- the hpo file ---------------------------------------------------------------------------------------------
 @dataclass
 class HpoFile:
+    """Schema of an hpo file (``conf/hpo/<name>.yaml``), as written; :func:`parse_hpo` checks it.
+
+    Attributes:
+        objective: the ``summary.json`` key a trial is scored by.
+        direction: ``maximize`` or ``minimize`` the objective.
+        n_trials: finished trials the study should hold in all, earlier sessions' included (> 0).
+        sampler: ``tpe`` (Optuna's TPESampler) or ``random``.
+        seed: the sampler's seed, or None for an unseeded one; on resume it moves on by the number of
+            finished trials.
+        fixed: Hydra overrides every trial gets, e.g. ``["env=cartpole"]``.
+        params: override key -> distribution mapping (``type`` float, int or categorical; see `FloatParam`,
+            `IntParam`, `CategoricalParam`).
+        enqueue: mappings of params to values, run as the first trials.
+    """
+
     objective: str = "mean_return_last_100"
     direction: str = one_of(("maximize", "minimize"), "maximize")
     n_trials: int = positive(16)
@@ -68,6 +83,16 @@ class HpoFile:
 
 @dataclass
 class FloatParam:
+    """A ``type: float`` distribution (Optuna's ``suggest_float``); ``low`` and ``high`` must be given.
+
+    Attributes:
+        type: always ``float``.
+        low: lower bound, inclusive.
+        high: upper bound, inclusive (>= low).
+        log: sample on a log scale (needs low > 0; no step).
+        step: discretization step (> 0), or None for a continuous range.
+    """
+
     type: str = "float"
     low: float = 0.0
     high: float = 0.0
@@ -77,6 +102,16 @@ class FloatParam:
 
 @dataclass
 class IntParam:
+    """A ``type: int`` distribution (Optuna's ``suggest_int``); ``low`` and ``high`` must be given.
+
+    Attributes:
+        type: always ``int``.
+        low: lower bound, inclusive.
+        high: upper bound, inclusive (>= low).
+        log: sample on a log scale (needs low > 0 and step 1).
+        step: spacing of the values (> 0).
+    """
+
     type: str = "int"
     low: int = 0
     high: int = 0
@@ -86,6 +121,13 @@ class IntParam:
 
 @dataclass
 class CategoricalParam:
+    """A ``type: categorical`` distribution (Optuna's ``suggest_categorical``).
+
+    Attributes:
+        type: always ``categorical``.
+        choices: non-empty list of numbers, strings, booleans or null.
+    """
+
     type: str = "categorical"
     choices: list[Any] = field(default_factory=list)
 

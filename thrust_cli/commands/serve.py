@@ -75,6 +75,7 @@ def _build_wasm(echo: Callable[..., Any]) -> None:
 
 
 def url(sock: socket.socket) -> str:
+    """The ``http://host:port/`` address a listening socket serves (IPv6 hosts in brackets)."""
     host, port = sock.getsockname()[:2]
     return f"http://[{host}]:{port}/" if ":" in host else f"http://{host}:{port}/"
 
@@ -90,7 +91,8 @@ def serve(
     """Serve until Ctrl-C (or SIGTERM); return the exit code (0, or 130 after Ctrl-C).
 
     Args:
-        host, port: where to listen (port 0 picks a free one; the URL printed names it).
+        host: the address to listen on, a name or an IP (`thrust serve` defaults to 127.0.0.1).
+        port: the TCP port; 0 picks a free one (the URL printed names it).
         runs_dir: the runs the dashboard lists. A directory that does not exist yet is not an error: the list is
             empty until training creates it (``thrust serve`` started before the first ``thrust train``).
         db_path: the analytics database (default :func:`default_db`).
@@ -128,7 +130,10 @@ def serve(
         echo(f"note: '{runs_dir}' does not exist yet; the dashboard lists runs once training creates it", err=True)
 
     class Server(uvicorn.Server):
+        """uvicorn's server, printing the URL once it has started."""
+
         async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+            """Start as uvicorn does, then print the URLs of the site, dashboard and API docs."""
             await super().startup(sockets)
             if self.started:
                 echo(f"serving {where} (dashboard {where}dashboard, API {where}docs); Ctrl-C stops")

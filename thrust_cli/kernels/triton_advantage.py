@@ -112,10 +112,15 @@ def gae(
     """GAE of every row in one launch; writes ``advantages`` and ``returns`` in place.
 
     Args:
-        rewards, values, next_values: [R, T], any float dtype (read as float32), any strides.
-        terminals, dones: [R, T] bool, uint8 or float, nonzero meaning true.
-        gamma, gae_lambda: as in :func:`thrust_cli.learn.advantage.gae`.
-        advantages, returns: [R, T] float32 outputs, any strides (not overlapping the inputs).
+        rewards: [R, T] reward for the action at t; any float dtype (read as float32), any strides.
+        values: [R, T] V(s_t); any float dtype (read as float32), any strides.
+        next_values: [R, T] V(s_{t+1}) of the same episode; any float dtype (read as float32), any strides.
+        terminals: [R, T] bool, uint8 or float, nonzero meaning true: a terminal state at t.
+        dones: [R, T] bool, uint8 or float, nonzero meaning true: the episode ended at t.
+        gamma: discount factor, as in :func:`thrust_cli.learn.advantage.gae`.
+        gae_lambda: GAE lambda, as in :func:`thrust_cli.learn.advantage.gae`.
+        advantages: [R, T] float32 output, any strides (not overlapping the inputs).
+        returns: [R, T] float32 output (``advantages + values``), any strides (not overlapping the inputs).
         block_size: rows per program (a power of two); None picks one from R and the GPU's SM count.
 
     Raises:
@@ -152,11 +157,22 @@ def vtrace(
     """λ-V-trace of every row in one launch (the ratio's exp included); writes the outputs in place.
 
     Args:
-        rewards, values, next_values, terminals, dones, block_size: as in :func:`gae`.
-        behavior_logprob, target_logprob: [R, T], any float dtype, any strides.
-        gamma, gae_lambda, rho_bar, c_bar, rho_pg_bar: as in :func:`thrust_cli.learn.advantage.vtrace`
-            (``rho_pg_bar=None``: the policy-gradient advantage is not weighted by a ratio).
-        pg_advantages, value_targets: [R, T] float32 outputs, any strides (not overlapping the inputs).
+        rewards: as in :func:`gae`.
+        values: as in :func:`gae`.
+        next_values: as in :func:`gae`.
+        terminals: as in :func:`gae`.
+        dones: as in :func:`gae`.
+        behavior_logprob: [R, T] log mu(a_t | s_t) of the acting policy; any float dtype, any strides.
+        target_logprob: [R, T] log pi(a_t | s_t) of the learned policy; any float dtype, any strides.
+        gamma: as in :func:`thrust_cli.learn.advantage.vtrace`.
+        gae_lambda: as in :func:`thrust_cli.learn.advantage.vtrace`.
+        rho_bar: as in :func:`thrust_cli.learn.advantage.vtrace`.
+        c_bar: as in :func:`thrust_cli.learn.advantage.vtrace`.
+        rho_pg_bar: as in :func:`thrust_cli.learn.advantage.vtrace` (None: the policy-gradient advantage is not
+            weighted by a ratio).
+        pg_advantages: [R, T] float32 output, any strides (not overlapping the inputs).
+        value_targets: [R, T] float32 output, any strides (not overlapping the inputs).
+        block_size: as in :func:`gae`.
 
     Raises:
         ValueError: the shapes differ, an input is not 2-D, or an output is not float32.

@@ -320,7 +320,12 @@ def vtrace(
     advantage" is this with ``rho_pg_bar = rho_bar``).
 
     Args:
-        rewards, values, next_values, terminals, dones, gamma: as in :func:`gae`.
+        rewards: reward for the action at t, as in :func:`gae`.
+        values: V(s_t) of the policy that collected the data, as in :func:`gae` (its dtype is the outputs').
+        next_values: V(s_{t+1}) of the same episode (V(final observation) at a truncation), as in :func:`gae`.
+        terminals: the episode reached a terminal state at t, as in :func:`gae`.
+        dones: the episode ended at t (terminal or truncated), as in :func:`gae`.
+        gamma: discount factor.
         behavior_logprob: log mu(a_t | s_t) of the policy that collected the data. (TorchRL's functional
             ``vtrace_advantage_estimate`` documents its ``log_pi``/``log_mu`` the other way round.)
         target_logprob: log pi(a_t | s_t) of the policy being learned.

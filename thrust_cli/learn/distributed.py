@@ -33,7 +33,16 @@ TORCHRUN_VARS = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT
 
 @dataclass(frozen=True)
 class ElasticEnv:
-    """What torchrun (or the elastic agent) tells each worker through its environment."""
+    """What torchrun (or the elastic agent) tells each worker through its environment.
+
+    Attributes:
+        rank: ``RANK``, this worker's global rank (0 is the one that logs and writes checkpoints).
+        world_size: ``WORLD_SIZE``, the number of workers in the job.
+        local_rank: ``LOCAL_RANK``, the rank on this machine (the GPU index with nccl).
+        run_id: ``TORCHELASTIC_RUN_ID``, the rendezvous id, the same for every restart of the job.
+        restart_count: ``TORCHELASTIC_RESTART_COUNT``, 0, then 1, 2, ... after each elastic restart.
+        max_restarts: ``TORCHELASTIC_MAX_RESTARTS``, the restarts the job allows (0 when unset).
+    """
 
     rank: int
     world_size: int
@@ -44,7 +53,12 @@ class ElasticEnv:
 
 
 def elastic_env(environ: Any = None) -> ElasticEnv | None:
-    """The torchrun worker environment of this process, or None when it was not started by torchrun."""
+    """The torchrun worker environment of this process, or None when it was not started by torchrun.
+
+    Args:
+        environ: the mapping to read (default ``os.environ``); all of ``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``,
+            ``MASTER_ADDR`` and ``MASTER_PORT`` must be present.
+    """
     env = os.environ if environ is None else environ
     if not all(name in env for name in TORCHRUN_VARS):
         return None
@@ -71,8 +85,11 @@ class DataParallel:
     """The process group of a data-parallel run and the collectives the learner needs.
 
     Attributes:
-        rank, world_size, local_rank: this process's place in the job.
+        rank: this process's global rank.
+        world_size: the number of ranks.
+        local_rank: the rank on this machine.
         elastic: the torchrun environment it was started with.
+        backend: the ``torch.distributed`` backend in use, ``gloo`` or ``nccl``.
         timing: cumulative seconds in collectives (``allreduce_s``), logged as ``time/allreduce_s``.
     """
 
@@ -85,6 +102,7 @@ class DataParallel:
 
     @property
     def is_main(self) -> bool:
+        """True on rank 0, the rank that logs, checkpoints and writes ``summary.json``."""
         return self.rank == 0
 
     def all_reduce(self, tensor: torch.Tensor, op: str = "sum") -> torch.Tensor:
@@ -165,6 +183,7 @@ class DataParallel:
         return gen
 
     def close(self) -> None:
+        """Leave and destroy the process group (nothing if it is not initialized)."""
         import torch.distributed as dist
 
         if dist.is_initialized():
@@ -178,6 +197,10 @@ def init_data_parallel(backend: str, device: str, timeout_s: float, environ: Any
         backend: ``dist.backend`` (auto, gloo or nccl); see :func:`choose_backend`.
         device: the run's ``device``; with nccl each process takes GPU ``LOCAL_RANK``.
         timeout_s: ``dist.timeout_s``: a collective that waits longer (a hung or dead rank) raises.
+        environ: the environment to read the torchrun variables from (default ``os.environ``).
+
+    Returns:
+        The joined group, its backend resolved (``auto`` -> gloo or nccl).
 
     Raises:
         RuntimeError: not started by torchrun, or the rendezvous failed.
@@ -225,7 +248,12 @@ def launch(
         nproc: processes on this machine (``dist.nproc``).
         argv: the ``thrust`` arguments of every worker (``train ...``).
         max_restarts: elastic restarts of the whole group after a worker fails.
-        environ: extra environment variables for the workers.
+        environ: extra environment variables for the workers (set in this process for the launch, then
+            restored).
+
+    Returns:
+        How it ended; a failure names the rank that caused it (a rank killed by a signal before one that merely
+        failed in its next collective).
     """
     import signal
     import sys
@@ -296,6 +324,20 @@ def vote_after_rollout(
     window and Ctrl-C flags, so all ranks agree on ``global_step`` (set on ``collector``), the logged episode stats
     (all ranks' episodes), and whether to stop. The target return is checked on the mean of every rank's last
     ``train.target_window`` episodes, once at least ``target_window`` have finished in all.
+
+    Args:
+        dp: the process group.
+        collector: the rollout collector; its ``global_step`` is read, then set to the all-ranks count.
+        steps_before: ``collector.global_step`` before this rollout.
+        episodes_before: ``tracker.episodes`` before this rollout.
+        tracker: this rank's episode tracker; its since-last-call means are consumed (``pop_since``).
+        tcfg: the ``train`` config (``target_return``, ``target_window``).
+        interrupted: this rank saw Ctrl-C; any rank's flag stops every rank.
+
+    Returns:
+        ``episode_return`` and ``episode_length`` (means over every rank's episodes of this rollout, None if
+        none), ``mean_return_last_100`` (mean of every rank's last up to 100 returns), ``episodes`` (all ranks'
+        total), ``solved`` and ``stop`` (solved or interrupted on some rank).
     """
     episodes_since = tracker.episodes - episodes_before
     mean_ret, mean_len = tracker.pop_since()
@@ -334,10 +376,10 @@ class NoLogger:
     """What ranks other than 0 log to: nothing."""
 
     def log(self, metrics: dict[str, Any]) -> None:
-        pass
+        """Drop ``metrics``."""
 
     def close(self) -> None:
-        pass
+        """Nothing to close."""
 
 
 class Terminated(Exception):
@@ -360,6 +402,7 @@ class TerminateOnSigterm:
         raise Terminated("stopped by the launcher (SIGTERM): another rank failed")
 
     def restore(self) -> None:
+        """Put back the SIGTERM handler that was installed before this one (once; later calls do nothing)."""
         if self._previous is not None:
             signal.signal(signal.SIGTERM, self._previous)
             self._previous = None

@@ -35,9 +35,11 @@ class Categorical(nn.Module):
         return logp.gather(-1, actions.long().unsqueeze(-1)).squeeze(-1), entropy
 
     def mode(self, logits: torch.Tensor) -> torch.Tensor:
+        """The most likely actions [B] (int64), for deterministic evaluation."""
         return logits.argmax(-1)
 
     def to_env(self, actions: torch.Tensor) -> torch.Tensor:
+        """The env actions: the sampled indices themselves (no transformation)."""
         return actions
 
 
@@ -52,9 +54,13 @@ class Gaussian(nn.Module):
 
     Args:
         dim: action dimensions.
-        low, high: the Box bounds (finite for ``squash``; infinite bounds disable clipping).
+        low: the Box's lower bounds, ``dim`` values (finite for ``squash``; -inf disables clipping below).
+        high: the Box's upper bounds, ``dim`` values (finite for ``squash``; +inf disables clipping above).
         squash: tanh squashing into the bounds.
         log_std_init: initial log standard deviation.
+
+    Raises:
+        ValueError: ``squash`` with a bound that is not finite.
     """
 
     continuous = True
@@ -86,7 +92,8 @@ class Gaussian(nn.Module):
         return logp
 
     def sample(self, mean: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(u [B, D], logprobs [B])``: the pre-squash sample and its log-prob (of the env action)."""
+        """``(u [B, D], logprobs [B])``: the pre-squash sample and its log-prob (with ``squash``, that of the
+        squashed env action, change of variables included; without, that of ``u`` before clipping)."""
         u = mean + torch.randn_like(mean) * self.log_std.exp()
         return u, self._log_prob(mean, u)
 
@@ -96,10 +103,11 @@ class Gaussian(nn.Module):
         return self._log_prob(mean, u), entropy
 
     def mode(self, mean: torch.Tensor) -> torch.Tensor:
+        """The pre-squash mode [B, D]: the mean itself (pass it through `to_env` for the env action)."""
         return mean
 
     def to_env(self, u: torch.Tensor) -> torch.Tensor:
-        """Map pre-squash samples to env actions inside the bounds."""
+        """Map pre-squash samples ``u [B, D]`` to env actions inside the bounds (tanh-squashed or clipped)."""
         if self.squash:
             return self.low + (torch.tanh(u) + 1.0) * 0.5 * (self.high - self.low)
         return torch.maximum(torch.minimum(u, self.high), self.low)

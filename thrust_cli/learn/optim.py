@@ -39,6 +39,11 @@ class Adam:
         self.exp_avg_sq = [torch.zeros_like(p, memory_format=torch.preserve_format) for p in self.params]
 
     def zero_grad(self, set_to_none: bool = True) -> None:
+        """Clear the gradients of the parameters.
+
+        Args:
+            set_to_none: set each ``p.grad`` to None (as torch does by default); else zero the existing tensors.
+        """
         for p in self.params:
             if set_to_none:
                 p.grad = None
@@ -47,6 +52,10 @@ class Adam:
 
     @torch.no_grad()
     def step(self) -> None:
+        """One Adam update of the parameters that have a gradient; nothing when none has one.
+
+        The step count (bias correction) is shared by all parameters and advances once per call that updates any.
+        """
         group = self.param_groups[0]
         lr: float = group["lr"]
         beta1: float = group["betas"][0]
@@ -71,6 +80,8 @@ class Adam:
         torch._foreach_addcdiv_(params, exp_avg, denom, -lr / bias_correction1)
 
     def state_dict(self) -> dict[str, Any]:
+        """A copy of the optimizer state: ``step``, ``param_groups`` (lr, betas, eps) and the moment estimates
+        ``exp_avg`` and ``exp_avg_sq`` (one tensor per parameter, in parameter order)."""
         return {
             "step": self.step_count,
             "param_groups": [dict(self.param_groups[0])],
@@ -79,6 +90,14 @@ class Adam:
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore a `state_dict` (copied into the existing tensors; ``lr``, betas and eps are taken from it).
+
+        Args:
+            state: what `state_dict` returned, for the same list of parameters.
+
+        Raises:
+            ValueError: it holds a different number of parameters.
+        """
         if len(state["exp_avg"]) != len(self.params):
             raise ValueError(f"optimizer state holds {len(state['exp_avg'])} tensors, the policy {len(self.params)}")
         self.step_count = int(state["step"])

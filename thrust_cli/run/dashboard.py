@@ -196,6 +196,8 @@ class Dashboard:
         self._live.start()
 
     def update(self, metrics: dict[str, Any]) -> None:
+        """Show ``metrics`` (one update's metric dict); redrawn now unless the last draw is under ``1/max_fps`` s old,
+        in which case the newest dict waits for the next update or `close`."""
         self._pending = metrics
         now = time.monotonic()
         if now - self._last_draw >= self._period:

@@ -31,13 +31,20 @@ IDS_FILE = "logger_ids.json"
 
 
 class Backend(Protocol):
-    def log(self, metrics: dict[str, Any], step: int) -> None: ...
+    """What a metric backend provides: ``log`` one metric dict per update, ``close`` at the end of the run."""
 
-    def close(self) -> None: ...
+    def log(self, metrics: dict[str, Any], step: int) -> None:
+        """Record the numeric entries of ``metrics`` at env step ``step`` (the run's ``global_step``)."""
+        ...
+
+    def close(self) -> None:
+        """Flush and finish the backend's run."""
+        ...
 
 
 def scalars(metrics: dict[str, Any]) -> dict[str, float]:
-    """The numeric entries of ``metrics`` (``None`` and strings dropped), as floats."""
+    """The int and float entries of ``metrics`` as floats (``None``, booleans, strings and anything else dropped;
+    NaN and inf are kept)."""
     return {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
 
 
@@ -82,11 +89,13 @@ class TensorBoardBackend:
         self._writer = ScalarWriter(run_dir, purge_step=purge)
 
     def log(self, metrics: dict[str, Any], step: int) -> None:
+        """Write the numbers of ``metrics`` (except ``global_step``, the x axis) as one event at ``step``."""
         values = scalars(metrics)
         values.pop("global_step", None)
         self._writer.add_scalars(values, step)
 
     def close(self) -> None:
+        """Flush and close the event file."""
         self._writer.close()
 
 
@@ -115,9 +124,11 @@ class WandbBackend:
         self._run.define_metric("*", step_metric="global_step")
 
     def log(self, metrics: dict[str, Any], step: int) -> None:
+        """Log the numbers of ``metrics`` with ``global_step`` set to ``step`` (the x axis of every series)."""
         self._run.log(scalars(metrics) | {"global_step": step})
 
     def close(self) -> None:
+        """Finish the W&B run (offline: its ``.wandb`` file is complete and can be synced)."""
         self._run.finish()
 
 
@@ -154,11 +165,13 @@ class NeptuneBackend:
             self._run["config"] = stringify_unsupported(run_config)
 
     def log(self, metrics: dict[str, Any], step: int) -> None:
+        """Append each finite number of ``metrics`` (not ``global_step``) to ``metrics/<key>`` at ``step``."""
         for key, value in scalars(metrics).items():
             if key != "global_step" and math.isfinite(value):  # Neptune rejects NaN and inf
                 self._run[f"metrics/{key}"].append(value, step=step)
 
     def close(self) -> None:
+        """Stop the Neptune run and restore the caller's ``NEPTUNE_DATA_DIRECTORY``."""
         try:
             self._run.stop()
         finally:
@@ -173,6 +186,13 @@ class NeptuneBackend:
 
 def make_backends(run_dir: Path, cfg: Any, run_config: Any, resume_step: int | None) -> list[Backend]:
     """The backends named by ``cfg.backends`` (a :class:`~thrust_cli.run.config.LoggerConfig`), in that order.
+
+    Args:
+        run_dir: the run directory; every backend writes under it.
+        cfg: the ``logger`` config (``backends``, ``run_name``, ``wandb``, ``neptune``).
+        run_config: the run's resolved config as a dict, stored by W&B and Neptune (None: none stored).
+        resume_step: the ``global_step`` of the checkpoint a resumed run starts from (TensorBoard hides the
+            older events after it), or None for a fresh run.
 
     Raises:
         ConfigError: a backend's package is missing or it failed to start (those already started are closed).

@@ -118,10 +118,12 @@ class ScalarWriter:
             self.flush()
 
     def flush(self) -> None:
+        """Write the buffered events to disk now."""
         self._file.flush()
         self._last_flush = time.monotonic()
 
     def close(self) -> None:
+        """Flush and close the event file. Idempotent."""
         if not self._file.closed:
             self._file.flush()
             self._file.close()

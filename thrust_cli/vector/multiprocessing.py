@@ -508,6 +508,7 @@ class Multiprocessing:
 
     @property
     def closed(self) -> bool:
+        """True once `close` ran or a worker failure closed the vectorizer."""
         return self._closed
 
     # --- implementation -------------------------------------------------------------------------------------

@@ -56,7 +56,11 @@ class Serial:
         env_creator: ``env_creator(num_envs=..., buffers=..., seed=...)`` returns an env over those buffers.
         num_envs: total number of env instances (agents, for single-agent envs).
         num_objects: how many env objects share them (each gets a contiguous block).
-        seed: base seed; object k is seeded with ``seed + first agent index of k``.
+        seed: base seed; object k is seeded with ``seed + k * num_envs // num_objects`` (the index of its first
+            env instance).
+
+    Raises:
+        ValueError: ``num_envs`` is not a positive multiple of ``num_objects``.
     """
 
     def __init__(self, env_creator: EnvCreator, num_envs: int, num_objects: int = 1, seed: int = 0) -> None:
@@ -88,6 +92,13 @@ class Serial:
         self._closed = False
 
     def reset(self, seed: int | None = None) -> None:
+        """Reset every env object and clear the reward and done flags; the next `recv` returns the first
+        observations.
+
+        Args:
+            seed: object k is reseeded with ``seed + k * num_envs // num_objects``; None continues each object's
+                PRNG (see the env's ``reset``).
+        """
         per_object = self.num_envs // len(self.envs)
         for k, env in enumerate(self.envs):
             env.reset(None if seed is None else seed + k * per_object)
@@ -96,6 +107,10 @@ class Serial:
         self.truncations[:] = False
 
     def send(self, actions: np.ndarray) -> None:
+        """Step every env object once with ``actions``, [num_agents] (Discrete) or [num_agents, *act_shape].
+
+        The step runs here, synchronously; ``actions`` may be the ``actions`` buffer itself (no copy then).
+        """
         if actions is not self.actions:
             self.actions[:] = actions
         for env in self.envs:
@@ -104,6 +119,9 @@ class Serial:
     def recv(
         self,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, list[dict[str, float]], np.ndarray]:
+        """The whole batch after the last `reset` or `send`: ``(observations, rewards, terminals, truncations,
+        infos, agent_ids)``, views of the vectorizer's buffers over all ``num_agents`` agents; ``infos`` is always
+        empty here (statistics come from `log`)."""
         return self.observations, self.rewards, self.terminals, self.truncations, [], self.agent_ids
 
     def log(self) -> dict[str, float]:
@@ -111,6 +129,7 @@ class Serial:
         return merge_logs([env.log() for env in self.envs])
 
     def close(self) -> None:
+        """Close every env object. Idempotent."""
         if not self._closed:
             for env in self.envs:
                 env.close()

@@ -49,11 +49,15 @@ class _Event(BaseModel):
 
 
 class PageView(_Event):
+    """A page of the site was opened."""
+
     type: Literal["page_view"]
     page: str = Field(pattern=r"^/[A-Za-z0-9/_.~%-]{0,199}$", description="The page's path, e.g. /play/snake.")
 
 
 class GameSession(_Event):
+    """Play in the browser since the page's previous report (sent every 30 s and on leaving the page)."""
+
     type: Literal["game_session"]
     game: Game
     agents: int = Field(ge=1, le=65536)
@@ -71,6 +75,8 @@ class GameSession(_Event):
 
 
 class Download(_Event):
+    """The page reports that a policy file was downloaded (counted apart from the files the server sent)."""
+
     type: Literal["download"]
     model: ModelId
     format: Literal["safetensors", "onnx"]

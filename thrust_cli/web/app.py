@@ -169,15 +169,18 @@ def create_app(runs_dir: Path | str, db_path: Path | str, models_dir: Path | str
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        """An HTTP error as ``{"detail": "<one line>"}`` with its status code and headers."""
         return JSONResponse({"detail": str(exc.detail)}, status_code=exc.status_code, headers=exc.headers)
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+        """422 with a one-line ``detail`` and the validation ``errors``."""
         detail, errors = _one_line(list(exc.errors()))
         return JSONResponse({"detail": detail, "errors": errors}, status_code=422)
 
     @app.exception_handler(Exception)
     async def internal_error(request: Request, exc: Exception) -> JSONResponse:
+        """Log an unexpected exception with its traceback; answer 500 naming only the exception type."""
         log.exception("unexpected error serving %s", request.url.path)
         return JSONResponse({"detail": f"internal error: {type(exc).__name__}"}, status_code=500)
 
@@ -320,6 +323,12 @@ def create_app(runs_dir: Path | str, db_path: Path | str, models_dir: Path | str
 
     @app.websocket("/ws/runs/{run_id:path}")
     async def ws_run(websocket: WebSocket, run_id: str) -> None:
+        """Stream a run's metrics rows as they are written, from row ``?since=N`` (default 0).
+
+        Messages are JSON: ``{"type": "rows", "rows": [...], "next": N}``, ``{"type": "reset", "next": 0}`` when
+        ``metrics.jsonl`` was replaced or truncated, and ``ping``/``pong``. Closes with 1008 for a bad ``since``
+        and 4404 for an unknown run.
+        """
         await websocket.accept()
         since = websocket.query_params.get("since", "0")
         if not (since.isascii() and since.isdigit()) or len(since) > 16:

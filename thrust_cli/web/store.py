@@ -53,6 +53,7 @@ def valid_run_id(run_id: str) -> bool:
 
 
 def is_run_dir(path: Path) -> bool:
+    """Whether ``path`` holds ``metrics.jsonl`` or ``.hydra/config.yaml`` (what makes a directory a run)."""
     return (path / "metrics.jsonl").is_file() or (path / ".hydra" / "config.yaml").is_file()
 
 
@@ -196,9 +197,11 @@ class RunStore:
         return sorted(found, reverse=True)
 
     def metrics_path(self, run_dir: Path) -> Path | None:
+        """The run's ``metrics.jsonl`` (resolved, inside the root), or None when it has none (yet)."""
         return self.file(run_dir, "metrics.jsonl")
 
     def count(self, run_dir: Path) -> int:
+        """The number of complete lines (rows) of the run's ``metrics.jsonl``; 0 without one or if unreadable."""
         path = self.metrics_path(run_dir)
         if path is None:
             return 0
@@ -228,6 +231,8 @@ class RunStore:
         return rows, since + lines, total
 
     def last_row(self, run_dir: Path) -> dict[str, Any] | None:
+        """The last complete line of ``metrics.jsonl`` as a dict; None without rows, if unreadable, or if that line
+        is not a JSON object."""
         path = self.metrics_path(run_dir)
         if path is None:
             return None
@@ -256,6 +261,7 @@ class RunStore:
         return cfg if isinstance(cfg, dict) else None
 
     def summary(self, run_dir: Path) -> dict[str, Any] | None:
+        """The run's ``summary.json`` (written when training ends), or None when missing or not a JSON object."""
         path = self.file(run_dir, "summary.json")
         value = _read_json(path) if path is not None else None
         return value if isinstance(value, dict) else None
@@ -285,6 +291,7 @@ class RunStore:
         }
 
     def list(self) -> list[dict[str, Any]]:
+        """Every run under the root as `entry` gives it, newest first; runs removed while listing are left out."""
         entries = []
         for run_id in self.run_ids():
             run_dir = self.resolve(run_id)
@@ -389,6 +396,7 @@ class ModelStore:
         return found
 
     def list(self) -> list[dict[str, Any]]:
+        """Every model as ``GET /api/models`` lists it: the demo models, then the exported runs (newest first)."""
         return [entry for entry, _ in self._demo() + self._from_runs()]
 
     def find(self, model_id: str) -> tuple[dict[str, Any], dict[str, Path | None]] | None:
