@@ -27,6 +27,60 @@ from thrust_cli.learn.rollout import EpisodeTracker, Rollout
 GroupKey = tuple[int, int]
 
 
+class Transfer:
+    """Host <-> device copies of the step loop.
+
+    On CUDA (``staged``) observations go host -> pinned staging buffer -> device with ``non_blocking=True``, and
+    actions device -> pinned host buffer with ``non_blocking=True`` followed by one event synchronisation: the
+    only synchronisation of a step. Otherwise (the CPU path) plain ``.to(device)`` / ``.cpu().numpy()``.
+
+    Args:
+        device: the learner's device.
+        staged: use the pinned, non-blocking path (default: when ``device`` is CUDA). Pinning needs CUDA, so a
+            staged transfer on the CPU uses ordinary host buffers (tests use it to count synchronisations).
+
+    Attributes:
+        syncs: synchronisations performed so far (one per :meth:`to_host`).
+    """
+
+    def __init__(self, device: torch.device, staged: bool | None = None) -> None:
+        self.device = device
+        self.staged = device.type == "cuda" if staged is None else staged
+        self.pin = self.staged and device.type == "cuda"
+        self._buffers: dict[tuple[str, tuple[int, ...], torch.dtype], torch.Tensor] = {}
+        self.syncs = 0
+
+    def _buffer(self, tag: str, like: torch.Tensor) -> torch.Tensor:
+        key = (tag, tuple(like.shape), like.dtype)
+        buf = self._buffers.get(key)
+        if buf is None:
+            buf = torch.empty(like.shape, dtype=like.dtype, pin_memory=self.pin)
+            self._buffers[key] = buf
+        return buf
+
+    def to_device(self, array: np.ndarray) -> torch.Tensor:
+        """``array`` as a tensor on the device (through a pinned staging buffer when staged)."""
+        host = torch.from_numpy(array)
+        if not self.staged:
+            return host.to(self.device)
+        staging = self._buffer("in", host)
+        staging.copy_(host)
+        return staging.to(self.device, non_blocking=True)
+
+    def to_host(self, tensor: torch.Tensor) -> np.ndarray:
+        """``tensor`` as a host array, after the one synchronisation of the step when staged."""
+        if not self.staged:
+            return tensor.cpu().numpy()
+        host = self._buffer("out", tensor)
+        host.copy_(tensor, non_blocking=True)
+        if self.pin:
+            event = torch.cuda.Event()
+            event.record()
+            event.synchronize()
+        self.syncs += 1
+        return host.numpy()
+
+
 class Collector:
     """Steps ``vec`` with ``policy`` and stores transitions into two alternating :class:`Rollout` buffers.
 
@@ -38,6 +92,7 @@ class Collector:
         tracker: episode accounting over all agents.
         stop: called after every stored step; returning True makes :meth:`collect` return None.
         bptt_horizon: recurrent policies: the segment length whose start states are stored.
+        transfer: host <-> device copies (default: :class:`Transfer` for ``device``, pinned on CUDA).
 
     Attributes:
         timing: cumulative seconds spent in the env (``recv``/``send``), in inference (policy forward and
@@ -53,11 +108,13 @@ class Collector:
         tracker: EpisodeTracker,
         stop: Callable[[int], bool],
         bptt_horizon: int = 1,
+        transfer: Transfer | None = None,
     ) -> None:
         obs_space = vec.single_observation_space
         obs_dtype = torch.from_numpy(np.zeros(0, dtype=obs_space.dtype)).dtype
         self.vec, self.policy, self.T, self.device = vec, policy, num_steps, device
         self.num_agents = vec.num_agents
+        self.transfer = transfer if transfer is not None else Transfer(device)
         # recurrent policies: the running state of every agent, and each segment's start state in the rollout
         self.L = bptt_horizon
         recurrent = bool(getattr(policy, "recurrent", False))
@@ -108,7 +165,7 @@ class Collector:
                 if self.stop(self.global_step):
                     return None
             seq, row = self.position.get(key, (self.seq, 0))
-            obs_t = torch.from_numpy(obs).to(self.device)
+            obs_t = self.transfer.to_device(obs)
             timing["copy_s"] += time.perf_counter() - received
             if row == self.T:  # the bootstrap observation of rollout `seq`
                 with torch.no_grad():
@@ -155,7 +212,7 @@ class Collector:
         buf.values[row, index] = values
         self.pending[key] = (seq, row)
         self.position[key] = (seq, row + 1)
-        env_actions = env_actions.cpu().numpy()
+        env_actions = self.transfer.to_host(env_actions)
         sending = time.perf_counter()
         self.vec.send(env_actions)
         self.timing["inference_s"] += inferred - began
