@@ -43,6 +43,7 @@ from thrust_cli.vector.serial import VectorizerError
 
 
 def resolve_device(name: str) -> torch.device:
+    """The torch device ``device=`` names (``auto``: CUDA when available); TrainingError if CUDA is missing."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cuda" and not torch.cuda.is_available():
@@ -51,6 +52,7 @@ def resolve_device(name: str) -> torch.device:
 
 
 def seed_everything(seed: int) -> None:
+    """Seed Python's, NumPy's and torch's global generators with ``seed``."""
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)

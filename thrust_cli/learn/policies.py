@@ -21,12 +21,14 @@ ACTIVATIONS: dict[str, type[nn.Module]] = {"tanh": nn.Tanh, "relu": nn.ReLU, "ge
 
 
 def layer_init(layer: nn.Linear, gain: float = math.sqrt(2), bias: float = 0.0) -> nn.Linear:
+    """Initialise ``layer`` in place, orthogonal weights scaled by ``gain`` and a constant bias, and return it."""
     nn.init.orthogonal_(layer.weight, gain)
     nn.init.constant_(layer.bias, bias)
     return layer
 
 
 def mlp(in_dim: int, hidden_size: int, num_layers: int, activation: str) -> nn.Sequential:
+    """``num_layers`` Linear + activation pairs from ``in_dim`` to ``hidden_size`` (an empty Sequential for 0 layers)."""
     layers: list[nn.Module] = []
     dim = in_dim
     for _ in range(num_layers):
@@ -62,6 +64,7 @@ class StackedMLP(nn.Module):
         self.activation = ACTIVATIONS[activation]()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Run every copy on the same input: ``[B, in_dim]`` → ``[copies, B, hidden_size]``."""
         h = x.unsqueeze(0).expand(self.copies, *x.shape)
         for weight, bias in zip(self.weights, self.biases, strict=True):
             h = self.activation(torch.baddbmm(bias, h, weight))
@@ -110,6 +113,7 @@ class MLPPolicy(nn.Module):
         return self.actor_head(actor_hidden), self.critic_head(critic_hidden).squeeze(-1)
 
     def value(self, obs: torch.Tensor) -> torch.Tensor:
+        """The critic's value ``[B]`` for observations ``[B, *obs_shape]``."""
         return self.forward(obs)[1]
 
 

@@ -140,6 +140,7 @@ class EpisodeTracker:
         return float(sum(values) / n)
 
     def mean_length(self) -> float | None:
+        """Mean length of the finished episodes kept; None if there are none."""
         if not self.recent_lengths:
             return None
         return float(sum(self.recent_lengths) / len(self.recent_lengths))

@@ -39,36 +39,44 @@ def _meta(check: Check, default: Any) -> Any:
 
 
 def positive(default: Any) -> Any:
+    """A field with default ``default`` that must be > 0."""
     return _meta((lambda v: v > 0, "> 0"), default)
 
 
 def at_least(lo: float, default: Any) -> Any:
+    """A field with default ``default`` that must be >= ``lo``."""
     return _meta((lambda v: v >= lo, f">= {lo}"), default)
 
 
 def in_range(lo: float, hi: float, default: Any) -> Any:
+    """A field with default ``default`` that must lie in ``[lo, hi]``."""
     return _meta((lambda v: lo <= v <= hi, f"in [{lo}, {hi}]"), default)
 
 
 def one_of(choices: Sequence[str], default: str) -> Any:
+    """A field with default ``default`` that must be one of ``choices``."""
     return _meta((lambda v: v in choices, "one of " + ", ".join(choices)), default)
 
 
 def optional_one_of(choices: Sequence[str], default: str | None) -> Any:
+    """A field with default ``default`` that must be null or one of ``choices``."""
     return _meta((lambda v: v is None or v in choices, "null or one of " + ", ".join(choices)), default)
 
 
 def auto_or_positive_int(default: Any) -> Any:
+    """A field with default ``default`` that must be ``'auto'`` or an int >= 1."""
     return _meta((lambda v: v == "auto" or (isinstance(v, int) and v >= 1), "'auto' or an int >= 1"), default)
 
 
 def optional_positive(default: Any = None) -> Any:
+    """A field with default ``default`` that must be null or > 0."""
     return _meta((lambda v: v is None or v > 0, "> 0 or null"), default)
 
 
 # --- schemas --------------------------------------------------------------------------------------------------
 @dataclass
 class TrainConfig:
+    """The ``train`` section: budget, stopping target, checkpoints, threads, progress display, mixed precision."""
     total_timesteps: int = positive(500_000)
     target_return: float | None = None
     target_window: int = positive(100)
@@ -83,6 +91,7 @@ class TrainConfig:
 
 @dataclass
 class CartPoleEnvConfig:
+    """``env=cartpole``: the C CartPole-v1, bit-exact with Gymnasium's."""
     name: str = "cartpole"
     num_envs: int = positive(32)
     max_steps: int = positive(500)
@@ -90,6 +99,7 @@ class CartPoleEnvConfig:
 
 @dataclass
 class GymEnvConfig:
+    """``env=gym``: any Gymnasium env by ``id``, made with ``kwargs``, through the Gymnasium adapter."""
     name: str = "gym"
     id: str = "CartPole-v1"
     num_envs: int = positive(8)
@@ -98,6 +108,7 @@ class GymEnvConfig:
 
 @dataclass
 class BusyEnvConfig:
+    """``env=busy``: a synthetic env that burns ``work`` units of CPU per step (vectorizer benchmarks)."""
     name: str = "busy"
     num_envs: int = positive(64)
     work: int = at_least(0, 1000)
@@ -109,6 +120,7 @@ class BusyEnvConfig:
 
 @dataclass
 class MemoryEnvConfig:
+    """``env=memory``: answer a cue seen ``k`` steps earlier (a test of recurrent policies)."""
     name: str = "memory"
     num_envs: int = positive(64)
     k: int = positive(8)
@@ -116,6 +128,7 @@ class MemoryEnvConfig:
 
 @dataclass
 class SnakeEnvConfig:
+    """``env=snake``: multi-agent Snake, ``num_snakes`` per board of ``width`` × ``height`` cells."""
     name: str = "snake"
     num_envs: int = positive(2)  # boards
     num_snakes: int = positive(256)
@@ -131,6 +144,7 @@ class SnakeEnvConfig:
 
 @dataclass
 class PendulumEnvConfig:
+    """``env=pendulum``: the C Pendulum-v1 (continuous actions), bit-exact with Gymnasium's."""
     name: str = "pendulum"
     num_envs: int = positive(16)
     max_steps: int = positive(200)
@@ -139,14 +153,26 @@ class PendulumEnvConfig:
 
 @dataclass
 class AsteroidsEnvConfig:
+    """``env=asteroids``: the C Asteroids arcade game with ``num_lives`` lives."""
     name: str = "asteroids"
-    num_envs: int = positive(64)
+    num_envs: int = positive(128)
     max_steps: int = positive(4500)  # time limit of an episode (75 s of the arcade game at 60 steps/s)
     num_lives: int = positive(3)
 
 
 @dataclass
+class CustomEnvConfig:
+    """``env=custom``: an env class or factory of your own, named by ``entry_point`` (``package.module:Name``)."""
+
+    name: str = "custom"
+    entry_point: str | None = None
+    num_envs: int = positive(8)
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
 class MLPConfig:
+    """``policy=mlp``: actor-critic MLP trunks (separate or shared) with a Categorical or Gaussian head."""
     name: str = "mlp"
     hidden_size: int = positive(64)
     num_layers: int = at_least(0, 2)
@@ -158,6 +184,7 @@ class MLPConfig:
 
 @dataclass
 class LSTMConfig:
+    """``policy=lstm``: encoder, one LSTM layer, actor and critic heads, trained with exact BPTT."""
     name: str = "lstm"
     hidden_size: int = positive(128)
     squash: bool = False  # Box actions: tanh squashing into the bounds (else clipping)
@@ -166,6 +193,7 @@ class LSTMConfig:
 
 @dataclass
 class PPOConfig:
+    """``algo=ppo``: rollout length, minibatches, GAE, clipping, KL control and prioritized segment replay."""
     name: str = "ppo"
     num_steps: int = positive(128)
     minibatch_size: int = positive(512)
@@ -191,6 +219,7 @@ class PPOConfig:
 
 @dataclass
 class VTraceConfig(PPOConfig):
+    """``algo=vtrace``: PPO's options plus V-trace's truncation levels and which policy's ratios to use."""
     name: str = "vtrace"
     rho_clip: float = positive(1.0)
     c_clip: float = positive(1.0)
@@ -200,12 +229,14 @@ class VTraceConfig(PPOConfig):
 
 @dataclass
 class SerialVecConfig:
+    """``vec=serial``: the envs step in the trainer's process."""
     name: str = "serial"
     num_objects: int = positive(1)
 
 
 @dataclass
 class MultiprocessingVecConfig:
+    """``vec=multiprocessing``: workers step the envs into shared memory; ``batch_size`` < all envs is async."""
     name: str = "multiprocessing"
     num_workers: Any = auto_or_positive_int("auto")  # noqa: RUF009 - returns a dataclasses.field
     batch_size: int | None = optional_positive(None)
@@ -214,6 +245,7 @@ class MultiprocessingVecConfig:
 
 @dataclass
 class TopConfig:
+    """The top-level keys: seed, learning rate, device and the run to resume."""
     seed: int = at_least(0, 1)
     lr: float = positive(2.5e-4)
     device: str = one_of(("cpu", "cuda", "auto"), "cpu")
@@ -238,6 +270,7 @@ LOGGER_EXTRAS = {"wandb": ("wandb", "wandb"), "neptune": ("neptune", "neptune")}
 
 @dataclass
 class WandbConfig:
+    """``logger.wandb``: the Weights & Biases project, entity and mode."""
     project: str = "thrust"
     entity: str | None = None
     mode: str = one_of(("offline", "online", "disabled"), "offline")
@@ -245,6 +278,7 @@ class WandbConfig:
 
 @dataclass
 class NeptuneConfig:
+    """``logger.neptune``: the Neptune project and mode."""
     project: str | None = None  # workspace/project, for a self-hosted server (mode async or sync)
     mode: str = one_of(("offline", "async", "sync", "debug"), "offline")
 
@@ -277,6 +311,7 @@ GROUPS: dict[str, dict[str, type]] = {
         "snake": SnakeEnvConfig,
         "pendulum": PendulumEnvConfig,
         "asteroids": AsteroidsEnvConfig,
+        "custom": CustomEnvConfig,
     },
     "policy": {"mlp": MLPConfig, "lstm": LSTMConfig},
     "algo": {"ppo": PPOConfig, "vtrace": VTraceConfig},
