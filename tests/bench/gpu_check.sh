@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # GPU checks in one run (the lent device machine): the card, every gpu-marked test, then the figures: advantage
-# kernels (Triton vs torch loop on CUDA vs C on the CPU) and training SPS of ppo vs vtrace on CUDA.
+# kernels (Triton vs torch loop on CUDA vs C on the CPU), training SPS of ppo vs vtrace on CUDA, and training SPS
+# with train.amp / train.compile on and off (tests/bench/gpu_sps.py).
 #
 #   bash tests/bench/gpu_check.sh
 #
@@ -36,5 +37,7 @@ for algo in ppo vtrace; do
     --no-reference --vec-envs 0 2>/dev/null | python3 -c "import json,sys; d=json.load(sys.stdin); print('$algo', 'cuda train SPS', round(d['train_sps']), 'advantage ms', {k: round(v, 2) for k, v in d['advantage_ms'].items()})" \
     || status=1
 done
+# training SPS with each GPU option on and off: CartPole 4,096 envs and Snake LSTM x {float32, bf16, compile, both}
+python3 tests/bench/gpu_sps.py --steps 2000000 || status=1
 echo "gpu_check.sh: $([ $status -eq 0 ] && echo 'all checks passed' || echo 'a check FAILED (see above)')"
 exit $status

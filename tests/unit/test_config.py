@@ -36,7 +36,10 @@ def test_every_hydra_override_form_is_accepted() -> None:
     [
         (["lr=-1"], "lr=-1.0 is invalid: must be > 0"),
         (["env.num_envs=0"], "env.num_envs=0 is invalid: must be > 0"),
-        (["env=nope"], "unknown option env=nope; allowed: asteroids, busy, cartpole, custom, gym, memory, pendulum, snake"),
+        (
+            ["env=nope"],
+            "unknown option env=nope; allowed: asteroids, busy, cartpole, custom, gym, memory, pendulum, snake",
+        ),
         (["policy=nope"], "unknown option policy=nope; allowed: lstm, mlp"),
         (["train.nope=1"], "unknown config key 'train.nope'; allowed keys in 'train': total_timesteps"),
         (["+algo.nope=1"], "unknown key 'algo.nope'; allowed keys in 'algo': name, num_steps"),

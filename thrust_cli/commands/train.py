@@ -23,6 +23,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from thrust_cli.learn.collector import Collector
+from thrust_cli.learn.compile import compile_loss, compile_policy
 from thrust_cli.learn.distributed import (
     RANK_SEED_OFFSET,
     DataParallel,
@@ -31,6 +32,7 @@ from thrust_cli.learn.distributed import (
     TerminateOnSigterm,
     vote_after_rollout,
 )
+from thrust_cli.learn.loss import ppo_loss
 from thrust_cli.learn.optim import Adam, LossScaler
 from thrust_cli.learn.policies import make_policy
 from thrust_cli.learn.ppo import LearnerState, NonFiniteParameters, TrainingError, ppo_update
@@ -150,6 +152,11 @@ def train(cfg: DictConfig, run_dir: str | Path, dp: DataParallel | None = None) 
         raise
     optimizer = Adam(policy.parameters(), lr=run.lr, eps=1e-5)
     scaler = LossScaler() if tcfg.amp == "fp16" else None  # bf16 keeps float32's exponent range: no scaling
+    compile_times: dict[str, float] = {}  # train.compile: seconds of the calls that compiled, per function
+    loss_fn: Any = ppo_loss
+    if tcfg.compile:
+        compile_policy(policy, compile_times)
+        loss_fn = compile_loss(ppo_loss, compile_times)
     if dp is not None:
         dp.broadcast_parameters(policy)
         seed_everything(rank_seed % 2**32)
@@ -294,8 +301,11 @@ def train(cfg: DictConfig, run_dir: str | Path, dp: DataParallel | None = None) 
                 if algo.anneal_lr:
                     optimizer.param_groups[0]["lr"] = run.lr * (1.0 - progress)
                 stats, b_values, b_returns = ppo_update(
-                    policy, optimizer, buf, algo, collector.global_step, progress, learner, dp, tcfg.amp, scaler
-                )
+                    policy, optimizer, buf, algo, collector.global_step, progress, learner, dp, tcfg.amp, scaler,
+                    loss_fn,
+                )  # fmt: skip
+                if compile_times:
+                    timing["compile_s"] = sum(compile_times.values())
                 updates_done = update
                 timing.update(collector.timing)
                 timing["learn_s"] += time.perf_counter() - learn_begin
@@ -365,6 +375,7 @@ def train(cfg: DictConfig, run_dir: str | Path, dp: DataParallel | None = None) 
         "solved_at_s": solved["s"],
         "startup_s": train_start - start,
         **timing,
+        **({"compile_first_call_s": dict(compile_times)} if compile_times else {}),
         "error": failure,
     }
     if dp is not None:  # all ranks' episodes, from the last vote

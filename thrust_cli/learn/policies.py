@@ -28,7 +28,7 @@ def layer_init(layer: nn.Linear, gain: float = math.sqrt(2), bias: float = 0.0) 
 
 
 def mlp(in_dim: int, hidden_size: int, num_layers: int, activation: str) -> nn.Sequential:
-    """``num_layers`` Linear + activation pairs from ``in_dim`` to ``hidden_size`` (an empty Sequential for 0 layers)."""
+    """``num_layers`` Linear + activation pairs from ``in_dim`` to ``hidden_size`` (empty for 0 layers)."""
     layers: list[nn.Module] = []
     dim = in_dim
     for _ in range(num_layers):

@@ -46,6 +46,7 @@ def ppo_update(
     dp: DataParallel | None = None,
     amp: str = "none",
     scaler: LossScaler | None = None,
+    loss_fn: Any = ppo_loss,
 ) -> tuple[list[PPOStats], torch.Tensor, torch.Tensor]:
     """Advantages, then ``update_epochs`` passes of minibatches of the PPO loss over one rollout.
 
@@ -184,7 +185,7 @@ def ppo_update(
                     mb_advantages = (mb_advantages - mb_advantages.mean()) / (mb_advantages.std() + 1e-8)
                 if weights is not None:
                     mb_advantages = mb_advantages * weights.repeat_interleave(L)
-                loss, mb_stats = ppo_loss(
+                loss, mb_stats = loss_fn(
                     new_logprobs,
                     b_logprobs[mb].flatten(),
                     mb_advantages,

@@ -76,7 +76,8 @@ def optional_positive(default: Any = None) -> Any:
 # --- schemas --------------------------------------------------------------------------------------------------
 @dataclass
 class TrainConfig:
-    """The ``train`` section: budget, stopping target, checkpoints, threads, progress display, mixed precision."""
+    """The ``train`` section: budget, stopping target, checkpoints, threads, progress, mixed precision, compile."""
+
     total_timesteps: int = positive(500_000)
     target_return: float | None = None
     target_window: int = positive(100)
@@ -87,11 +88,13 @@ class TrainConfig:
     best_mode: str = one_of(("max", "min"), "max")
     progress: str = one_of(("auto", "rich", "plain", "none"), "auto")
     amp: str = one_of(("none", "bf16", "fp16"), "none")
+    compile: bool = False
 
 
 @dataclass
 class CartPoleEnvConfig:
     """``env=cartpole``: the C CartPole-v1, bit-exact with Gymnasium's."""
+
     name: str = "cartpole"
     num_envs: int = positive(32)
     max_steps: int = positive(500)
@@ -100,6 +103,7 @@ class CartPoleEnvConfig:
 @dataclass
 class GymEnvConfig:
     """``env=gym``: any Gymnasium env by ``id``, made with ``kwargs``, through the Gymnasium adapter."""
+
     name: str = "gym"
     id: str = "CartPole-v1"
     num_envs: int = positive(8)
@@ -109,6 +113,7 @@ class GymEnvConfig:
 @dataclass
 class BusyEnvConfig:
     """``env=busy``: a synthetic env that burns ``work`` units of CPU per step (vectorizer benchmarks)."""
+
     name: str = "busy"
     num_envs: int = positive(64)
     work: int = at_least(0, 1000)
@@ -121,6 +126,7 @@ class BusyEnvConfig:
 @dataclass
 class MemoryEnvConfig:
     """``env=memory``: answer a cue seen ``k`` steps earlier (a test of recurrent policies)."""
+
     name: str = "memory"
     num_envs: int = positive(64)
     k: int = positive(8)
@@ -129,6 +135,7 @@ class MemoryEnvConfig:
 @dataclass
 class SnakeEnvConfig:
     """``env=snake``: multi-agent Snake, ``num_snakes`` per board of ``width`` × ``height`` cells."""
+
     name: str = "snake"
     num_envs: int = positive(2)  # boards
     num_snakes: int = positive(256)
@@ -145,6 +152,7 @@ class SnakeEnvConfig:
 @dataclass
 class PendulumEnvConfig:
     """``env=pendulum``: the C Pendulum-v1 (continuous actions), bit-exact with Gymnasium's."""
+
     name: str = "pendulum"
     num_envs: int = positive(16)
     max_steps: int = positive(200)
@@ -154,6 +162,7 @@ class PendulumEnvConfig:
 @dataclass
 class AsteroidsEnvConfig:
     """``env=asteroids``: the C Asteroids arcade game with ``num_lives`` lives."""
+
     name: str = "asteroids"
     num_envs: int = positive(128)
     max_steps: int = positive(4500)  # time limit of an episode (75 s of the arcade game at 60 steps/s)
@@ -173,6 +182,7 @@ class CustomEnvConfig:
 @dataclass
 class MLPConfig:
     """``policy=mlp``: actor-critic MLP trunks (separate or shared) with a Categorical or Gaussian head."""
+
     name: str = "mlp"
     hidden_size: int = positive(64)
     num_layers: int = at_least(0, 2)
@@ -185,6 +195,7 @@ class MLPConfig:
 @dataclass
 class LSTMConfig:
     """``policy=lstm``: encoder, one LSTM layer, actor and critic heads, trained with exact BPTT."""
+
     name: str = "lstm"
     hidden_size: int = positive(128)
     squash: bool = False  # Box actions: tanh squashing into the bounds (else clipping)
@@ -194,6 +205,7 @@ class LSTMConfig:
 @dataclass
 class PPOConfig:
     """``algo=ppo``: rollout length, minibatches, GAE, clipping, KL control and prioritized segment replay."""
+
     name: str = "ppo"
     num_steps: int = positive(128)
     minibatch_size: int = positive(512)
@@ -220,6 +232,7 @@ class PPOConfig:
 @dataclass
 class VTraceConfig(PPOConfig):
     """``algo=vtrace``: PPO's options plus V-trace's truncation levels and which policy's ratios to use."""
+
     name: str = "vtrace"
     rho_clip: float = positive(1.0)
     c_clip: float = positive(1.0)
@@ -230,6 +243,7 @@ class VTraceConfig(PPOConfig):
 @dataclass
 class SerialVecConfig:
     """``vec=serial``: the envs step in the trainer's process."""
+
     name: str = "serial"
     num_objects: int = positive(1)
 
@@ -237,6 +251,7 @@ class SerialVecConfig:
 @dataclass
 class MultiprocessingVecConfig:
     """``vec=multiprocessing``: workers step the envs into shared memory; ``batch_size`` < all envs is async."""
+
     name: str = "multiprocessing"
     num_workers: Any = auto_or_positive_int("auto")  # noqa: RUF009 - returns a dataclasses.field
     batch_size: int | None = optional_positive(None)
@@ -246,6 +261,7 @@ class MultiprocessingVecConfig:
 @dataclass
 class TopConfig:
     """The top-level keys: seed, learning rate, device and the run to resume."""
+
     seed: int = at_least(0, 1)
     lr: float = positive(2.5e-4)
     device: str = one_of(("cpu", "cuda", "auto"), "cpu")
@@ -271,6 +287,7 @@ LOGGER_EXTRAS = {"wandb": ("wandb", "wandb"), "neptune": ("neptune", "neptune")}
 @dataclass
 class WandbConfig:
     """``logger.wandb``: the Weights & Biases project, entity and mode."""
+
     project: str = "thrust"
     entity: str | None = None
     mode: str = one_of(("offline", "online", "disabled"), "offline")
@@ -279,6 +296,7 @@ class WandbConfig:
 @dataclass
 class NeptuneConfig:
     """``logger.neptune``: the Neptune project and mode."""
+
     project: str | None = None  # workspace/project, for a self-hosted server (mode async or sync)
     mode: str = one_of(("offline", "async", "sync", "debug"), "offline")
 
