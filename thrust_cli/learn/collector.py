@@ -41,6 +41,8 @@ class Transfer:
 
     Attributes:
         syncs: synchronisations performed so far (one per :meth:`to_host`).
+        uploads: staged host -> device copies so far (per step: the observations and one block of rewards and
+            flags; an async batch's agent ids when they are not one contiguous block).
     """
 
     def __init__(self, device: torch.device, staged: bool | None = None) -> None:
@@ -49,6 +51,7 @@ class Transfer:
         self.pin = self.staged and device.type == "cuda"
         self._buffers: dict[tuple[str, tuple[int, ...], torch.dtype], torch.Tensor] = {}
         self.syncs = 0
+        self.uploads = 0
 
     def _buffer(self, tag: str, like: torch.Tensor) -> torch.Tensor:
         key = (tag, tuple(like.shape), like.dtype)
@@ -58,12 +61,17 @@ class Transfer:
             self._buffers[key] = buf
         return buf
 
-    def to_device(self, array: np.ndarray) -> torch.Tensor:
-        """``array`` as a tensor on the device (through a pinned staging buffer when staged)."""
+    def to_device(self, array: np.ndarray, tag: str = "obs") -> torch.Tensor:
+        """``array`` as a tensor on the device (through a pinned staging buffer when staged).
+
+        ``tag`` names the staging buffer: two copies in flight within one step must use different tags, as the
+        buffer is reused once the step's synchronisation (:meth:`to_host`) has passed.
+        """
         host = torch.from_numpy(array)
         if not self.staged:
             return host.to(self.device)
-        staging = self._buffer("in", host)
+        staging = self._buffer("in-" + tag, host)
+        self.uploads += 1
         staging.copy_(host)
         return staging.to(self.device, non_blocking=True)
 
@@ -157,7 +165,7 @@ class Collector:
             key = (int(agent_ids[0]), len(agent_ids))
             first = key[0]
             contiguous = int(agent_ids[-1]) - first + 1 == key[1]
-            index: Any = slice(first, first + key[1]) if contiguous else torch.from_numpy(agent_ids)
+            index: Any = slice(first, first + key[1]) if contiguous else self._index(agent_ids)
             # the transition caused by the group's last action
             pending = self.pending.pop(key, None)
             if pending is not None:
@@ -180,6 +188,12 @@ class Collector:
                     self.seq += 1
                     return self.bufs[(self.seq - 1) % 2]
             self._act(key, index, seq, row, obs_t)
+
+    def _index(self, agent_ids: np.ndarray) -> torch.Tensor:
+        """The agents of an async batch (not one contiguous block) as an index tensor on the device."""
+        if not self.transfer.staged:
+            return torch.from_numpy(agent_ids)
+        return self.transfer.to_device(np.ascontiguousarray(agent_ids, dtype=np.int64), "ids")
 
     def _values(self, obs: torch.Tensor, index: Any) -> torch.Tensor:
         """V(obs) for the agents ``index`` (with their current recurrent state, which is not advanced)."""
@@ -232,11 +246,16 @@ class Collector:
         dones = terminals | truncations
         self.global_step += len(agent_ids)
         self.tracker.step(rewards, dones, index if isinstance(index, slice) else agent_ids)
-        self._store(seq, row, index, agent_ids, rewards, terminals, truncations, dones)
+        ended = self._store(seq, row, index, agent_ids, rewards, terminals, truncations, dones)
         if self.state is not None and dones.any():
-            ended = torch.from_numpy(agent_ids[dones]).to(self.device)
-            self.state[0][:, ended] = 0.0  # the next observation starts a new episode
-            self.state[1][:, ended] = 0.0
+            if ended is None:
+                ids = torch.from_numpy(agent_ids[dones]).to(self.device)
+                self.state[0][:, ids] = 0.0  # the next observation starts a new episode
+                self.state[1][:, ids] = 0.0
+            else:  # staged: a mask already on the device, no index of varying length to copy
+                keep = (~ended).to(self.state[0].dtype)[None, :, None]
+                self.state[0][:, index] = self.state[0][:, index] * keep
+                self.state[1][:, index] = self.state[1][:, index] * keep
 
     def _store(
         self,
@@ -248,16 +267,32 @@ class Collector:
         terminals: np.ndarray,
         truncations: np.ndarray,
         dones: np.ndarray,
-    ) -> None:
+    ) -> torch.Tensor | None:
+        """Write one step's rewards and flags into row ``row`` of rollout ``seq``.
+
+        Staged (CUDA): the four arrays travel as ONE pinned, non-blocking copy of a [4, n] float32 block, and the
+        dones come back as a device mask for the recurrent-state reset (returned; None on the plain path). A
+        truncation's final observation is copied the plain way (rare: once per time-limited episode).
+        """
         buf = self.bufs[seq % 2]
-        buf.rewards[row, index] = torch.from_numpy(rewards).to(self.device)
-        buf.terminals[row, index] = torch.from_numpy(terminals).to(self.device)
-        buf.dones[row, index] = torch.from_numpy(dones).to(self.device)
         cut = truncations & ~terminals
-        buf.truncated[row, index] = torch.from_numpy(cut).to(self.device)
+        ended = None
+        if self.transfer.staged:
+            block = np.stack([rewards, terminals, dones, cut]).astype(np.float32, copy=False)
+            step = self.transfer.to_device(block, "step")
+            buf.rewards[row, index] = step[0]
+            buf.terminals[row, index] = step[1] > 0.5
+            buf.dones[row, index] = ended = step[2] > 0.5
+            buf.truncated[row, index] = step[3] > 0.5
+        else:
+            buf.rewards[row, index] = torch.from_numpy(rewards).to(self.device)
+            buf.terminals[row, index] = torch.from_numpy(terminals).to(self.device)
+            buf.dones[row, index] = torch.from_numpy(dones).to(self.device)
+            buf.truncated[row, index] = torch.from_numpy(cut).to(self.device)
         if cut.any():
             # bootstrap a truncated episode from its final observation, never the auto-reset one
             ids = torch.from_numpy(agent_ids[cut]).to(self.device)
             final_obs = torch.from_numpy(self.vec.final_observations[agent_ids[cut]]).to(self.device)
             with torch.no_grad():
                 buf.final_values[row, ids] = self._values(final_obs, ids)
+        return ended
