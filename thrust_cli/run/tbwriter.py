@@ -38,6 +38,9 @@ def _masked_crc(data: bytes) -> int:
 
 
 def _varint(value: int) -> bytes:
+    """Protobuf varint of an int64: a negative value is its 64-bit two's complement (10 bytes), as protobuf does."""
+    if value < 0:
+        value &= (1 << 64) - 1
     out = bytearray()
     while True:
         byte = value & 0x7F
