@@ -75,4 +75,7 @@ def test_api_reference_has_a_page_per_public_module(site: Path) -> None:
     modules = _load("api_ref").public_modules()
     assert "thrust_cli.run.config" in modules and "envs_cython.cartpole" in modules
     for name in modules:
-        assert (site / "reference" / "api" / name / "index.html").is_file(), name
+        page = site / "reference" / "api" / name / "index.html"
+        assert page.is_file(), name
+        text = page.read_text()
+        assert ":func:<code>" not in text and ":class:<code>" not in text, f"{name}: a Sphinx role shows as text"
