@@ -153,7 +153,7 @@ def train(cfg: DictConfig, run_dir: str | Path, dp: DataParallel | None = None) 
     optimizer = Adam(policy.parameters(), lr=run.lr, eps=1e-5)
     scaler = LossScaler() if tcfg.amp == "fp16" else None  # bf16 keeps float32's exponent range: no scaling
     compile_times: dict[str, float] = {}  # train.compile: seconds of the calls that compiled, per function
-    loss_fn: Any = ppo_loss
+    loss_fn: Any = None  # ppo_update's own ppo_loss
     if tcfg.compile:
         compile_policy(policy, compile_times)
         loss_fn = compile_loss(ppo_loss, compile_times)

@@ -46,7 +46,7 @@ def ppo_update(
     dp: DataParallel | None = None,
     amp: str = "none",
     scaler: LossScaler | None = None,
-    loss_fn: Any = ppo_loss,
+    loss_fn: Any = None,
 ) -> tuple[list[PPOStats], torch.Tensor, torch.Tensor]:
     """Advantages, then ``update_epochs`` passes of minibatches of the PPO loss over one rollout.
 
@@ -71,6 +71,9 @@ def ppo_update(
     the global minibatch). Prioritized replay all-gathers the segment priorities and every rank draws the same
     global minibatch from them, each training on the drawn segments it holds (weighted by its share). N ranks
     thus equal one process on the concatenated rollout, up to float summation order and the sampling order.
+
+    ``amp`` and ``scaler`` are ``train.amp``'s autocast dtype and fp16 loss scaler; ``loss_fn`` replaces
+    :func:`~thrust_cli.learn.loss.ppo_loss` (same arguments; ``train.compile`` passes a compiled one).
 
     Returns:
         The per-minibatch statistics, and the flat values and returns (for explained variance).
@@ -98,6 +101,7 @@ def ppo_update(
     beta = algo.prio_beta0 + (1.0 - algo.prio_beta0) * progress
 
     autocast_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(amp)
+    loss_fn = loss_fn if loss_fn is not None else ppo_loss  # looked up per call (train.compile passes its own)
 
     def forward(idx: torch.Tensor | slice) -> tuple[torch.Tensor, torch.Tensor]:
         """Distribution parameters [B, ...] and values [B] of the samples of segments ``idx``, in float32 (with
