@@ -137,12 +137,18 @@ class Serial:
 
 
 def merge_logs(logs: list[dict[str, float]]) -> dict[str, float]:
-    """Average several ``Env.log()`` dicts, weighting each by its episode count ``n``."""
+    """Average several ``Env.log()`` dicts, weighting each by its episode count ``n``.
+
+    A key averages over the logs that have it (a key one log lacks is not counted as 0 there); ``n`` is the
+    total episode count.
+    """
     logs = [log for log in logs if log.get("n", 0) > 0]
     if not logs:
         return {}
-    total = sum(log["n"] for log in logs)
     keys = {k for log in logs for k in log if k != "n"}
-    merged = {k: sum(log.get(k, 0.0) * log["n"] for log in logs) / total for k in keys}
-    merged["n"] = total
+    merged = {}
+    for k in keys:
+        having = [log for log in logs if k in log]
+        merged[k] = sum(log[k] * log["n"] for log in having) / sum(log["n"] for log in having)
+    merged["n"] = sum(log["n"] for log in logs)
     return merged
