@@ -251,7 +251,8 @@ def render(data: dict[str, list[tuple[str, str, list[Key]]]]) -> str:
             for k in keys:
                 cells = [
                     f"`{k.path}`",
-                    f"`{_cell(k.type)}`",
+                    # `str` \| `None`: a pipe inside a code span would show its escaping backslash
+                    " \\| ".join(f"`{part.strip()}`" for part in k.type.split("|")),
                     _cell(_fmt(k.default)),
                     _cell(k.allowed),
                     _cell(k.meaning),
