@@ -57,32 +57,23 @@ def _compiles() -> int:
 BACKEND = "inductor"
 
 
-def compile_policy(
-    policy: torch.nn.Module, times: dict[str, float], mode: str | None = None, backend: str | None = None
-) -> None:
+def compile_policy(policy: torch.nn.Module, times: dict[str, float], backend: str | None = None) -> None:
     """Compile the policy's forward passes in place (the module and its parameters stay the same objects).
 
     Args:
         policy: an :class:`~thrust_cli.learn.policies.MLPPolicy` or :class:`~thrust_cli.learn.policies.LSTMPolicy`.
         times: where the compiling calls' seconds go (``policy.forward``, ``policy.forward_sequence``).
-        mode: torch.compile's mode (None: its default; only for the inductor backend).
         backend: torch.compile's backend (None: :data:`BACKEND`).
     """
     for name in ("forward", "forward_sequence"):
         method = getattr(policy, name, None)
         if method is not None:
-            compiled = torch.compile(method, **_options(mode, backend))
+            compiled = torch.compile(method, backend=backend or BACKEND)
             setattr(policy, name, FirstCallTimer(compiled, f"policy.{name}", times))
 
 
 def compile_loss(
-    loss_fn: Callable[..., Any], times: dict[str, float], mode: str | None = None, backend: str | None = None
+    loss_fn: Callable[..., Any], times: dict[str, float], backend: str | None = None
 ) -> Callable[..., Any]:
     """The compiled loss function, timed like the policy (``times['loss']``); arguments as :func:`compile_policy`."""
-    return FirstCallTimer(torch.compile(loss_fn, **_options(mode, backend)), "loss", times)
-
-
-def _options(mode: str | None, backend: str | None) -> dict[str, Any]:
-    """torch.compile's keyword arguments: ``mode`` applies to inductor only."""
-    backend = backend or BACKEND
-    return {"backend": backend, **({"mode": mode} if mode is not None and backend == "inductor" else {})}
+    return FirstCallTimer(torch.compile(loss_fn, backend=backend or BACKEND), "loss", times)
