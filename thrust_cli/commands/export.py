@@ -291,6 +291,7 @@ def export_policy_onnx(
                 verbose=False,
             )
         model = onnx.load(str(tmp))
+        _declare_output_shapes(model, wrapper, [sample, _with_state(policy, batches[0], recurrent, generator)])
         for key, value in (metadata or {}).items():
             model.metadata_props.add(key=key, value=value)
         onnx.save(model, str(tmp))
@@ -349,6 +350,28 @@ def _onnx_max_abs_diff(path: Path, wrapper: nn.Module, inputs: list[torch.Tensor
         scaled = np.abs(a.astype(np.float64) - ref) / np.maximum(1.0, np.abs(ref))
         diff = float(np.max(scaled, initial=diff))  # NaN-propagating
     return diff
+
+
+def _declare_output_shapes(model: Any, wrapper: nn.Module, samples: list[list[torch.Tensor]]) -> None:
+    """Declare each graph output's shape as torch computes it, ``"batch"`` on the axes that follow the batch.
+
+    Two samples of different batch sizes tell which axes those are. Some exporters declare a wrong shape (torch
+    2.11 gave an LSTM's ``h_out`` ``[2, 1, batch, 16]`` for a ``[2, batch, 16]`` tensor, which onnxruntime then
+    warns about); the values were right, so the declaration is what gets fixed.
+    """
+    with torch.no_grad():
+        shapes = [[tuple(x.shape) for x in wrapper(*inputs)] for inputs in samples]
+    for value, *sizes in zip(model.graph.output, *shapes, strict=True):
+        if len({len(s) for s in sizes}) != 1:
+            raise ValueError(f"output '{value.name}' changes rank with the batch size: {sizes}")
+        dims = value.type.tensor_type.shape
+        dims.ClearField("dim")
+        for axis_sizes in zip(*sizes, strict=True):
+            dim = dims.dim.add()
+            if len(set(axis_sizes)) > 1:
+                dim.dim_param = "batch"
+            else:
+                dim.dim_value = axis_sizes[0]
 
 
 def _io_shapes(model: Any) -> list[tuple[str, list[int | str]]]:
