@@ -2,18 +2,21 @@
 
     python tests/bench/advantage_gpu.py                      # T=128 N=4096 and T=64 N=32768, prints a table
     python tests/bench/advantage_gpu.py --shapes 256x1024 --repeats 200 --json
+    TRITON_INTERPRET=1 python tests/bench/advantage_gpu.py --device cpu --shapes 8x16 --repeats 2   # the script
 
 Each figure is the median wall time of one call in ms (after warm-up calls, which include Triton's compile),
 with ``torch.cuda.synchronize()`` before the clock starts and before it stops, so launches and the kernel are
 both counted. The data is a rollout buffer's view ``buf.X.T`` ([N, T], time-major memory), as training passes
 it; the C kernel reads the same layout from host memory. Without CUDA (or triton) it refuses in one line and
-exits 2. Figures go to docs/performance.md.
+exits 2. ``--device cpu`` with ``TRITON_INTERPRET=1`` runs the same code through Triton's interpreter, to check the
+script without a GPU (its times mean nothing). Figures go to docs/performance.md.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import time
@@ -43,21 +46,26 @@ def rollout(T: int, N: int, device: str, seed: int = 0) -> dict[str, torch.Tenso
     return {k: x.to(device).T for k, x in data.items()}
 
 
-def median_ms(fn: Callable[[], object], repeats: int, warmup: int = 3) -> float:
+def _sync(device: str) -> None:
+    if device == "cuda":
+        torch.cuda.synchronize()
+
+
+def median_ms(fn: Callable[[], object], repeats: int, device: str = "cuda", warmup: int = 3) -> float:
     for _ in range(warmup):
         fn()
     times = []
     for _ in range(repeats):
-        torch.cuda.synchronize()
+        _sync(device)
         start = time.perf_counter()
         fn()
-        torch.cuda.synchronize()
+        _sync(device)
         times.append((time.perf_counter() - start) * 1e3)
     return statistics.median(times)
 
 
-def measure(T: int, N: int, repeats: int) -> list[dict[str, object]]:
-    gpu, cpu = rollout(T, N, "cuda"), rollout(T, N, "cpu")
+def measure(T: int, N: int, repeats: int, device: str = "cuda") -> list[dict[str, object]]:
+    gpu, cpu = rollout(T, N, device), rollout(T, N, "cpu")
     gae_keys = ["rewards", "values", "next_values", "terminals", "dones"]
     keys = {"gae": gae_keys, "vtrace": [*gae_keys, "behavior_logprob", "target_logprob"]}
     impls = {
@@ -69,9 +77,9 @@ def measure(T: int, N: int, repeats: int) -> list[dict[str, object]]:
         for name, (triton_fn, torch_fn, c_fn) in impls.items():
             g, c, p = [gpu[k] for k in keys[name]], [cpu[k] for k in keys[name]], PARAMS[name]
             ms = {
-                "triton": median_ms(lambda f=triton_fn, g=g, p=p: f(*g, *p), repeats),
-                "torch_loop": median_ms(lambda f=torch_fn, g=g, p=p: f(*g, *p), repeats),
-                "c_cpu": median_ms(lambda f=c_fn, c=c, p=p: f(*c, *p), max(5, repeats // 5)),
+                "triton": median_ms(lambda f=triton_fn, g=g, p=p: f(*g, *p), repeats, device),
+                "torch_loop": median_ms(lambda f=torch_fn, g=g, p=p: f(*g, *p), repeats, device),
+                "c_cpu": median_ms(lambda f=c_fn, c=c, p=p: f(*c, *p), max(5, repeats // 5), "cpu"),
             }
             pairs = zip(triton_fn(*g, *p), c_fn(*c, *p), strict=True)
             error = max((a.cpu() - b).abs().max().item() for a, b in pairs)
@@ -84,9 +92,13 @@ def main() -> None:
     parser.add_argument("--shapes", nargs="+", default=["128x4096", "64x32768"], help="TxN rollout shapes")
     parser.add_argument("--repeats", type=int, default=100)
     parser.add_argument("--json", action="store_true", help="print the rows as JSON instead of a table")
+    parser.add_argument("--device", choices=["cuda", "cpu"], default="cuda", help="cpu: needs TRITON_INTERPRET=1")
     args = parser.parse_args()
-    if not torch.cuda.is_available():
+    if args.device == "cuda" and not torch.cuda.is_available():
         print("advantage_gpu.py: needs a CUDA GPU (torch.cuda.is_available() is False); nothing timed")
+        sys.exit(2)
+    if args.device == "cpu" and os.environ.get("TRITON_INTERPRET") != "1":
+        print("advantage_gpu.py: --device cpu runs Triton's interpreter: set TRITON_INTERPRET=1; nothing timed")
         sys.exit(2)
     if advantage._triton_kernels() is None:
         print("advantage_gpu.py: needs triton (CUDA builds of torch ship it); nothing timed")
@@ -94,11 +106,12 @@ def main() -> None:
     rows = []
     for shape in args.shapes:
         T, N = (int(v) for v in shape.lower().split("x"))
-        rows += measure(T, N, args.repeats)
+        rows += measure(T, N, args.repeats, args.device)
+    name = torch.cuda.get_device_name() if args.device == "cuda" else "cpu (Triton interpreter)"
     if args.json:
-        print(json.dumps({"device": torch.cuda.get_device_name(), "rows": rows}))
+        print(json.dumps({"device": name, "rows": rows}))
         return
-    card = f"{torch.cuda.get_device_name()}, torch {torch.__version__}"
+    card = f"{name}, torch {torch.__version__}"
     print(f"advantage ms per call, median of {args.repeats} ({card})")
     print(f"{'estimator':<8} {'T':>5} {'N':>7} {'triton':>9} {'torch loop':>11} {'C (CPU)':>9} {'loop/triton':>12}")
     for r in rows:

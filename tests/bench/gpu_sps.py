@@ -1,7 +1,7 @@
 """Training SPS on one GPU with each GPU option on and off (issue 15 item 6): CartPole at 4,096 envs (MLP) and
 Snake with the LSTM, each as eager float32, train.amp=bf16, train.compile=true and both.
 
-    python tests/bench/gpu_sps.py [--steps 2000000] [--device cuda]
+    python tests/bench/gpu_sps.py [--steps 2000000] [--device cuda] [--workloads snake-lstm] [--options float32,bf16]
 
 Each row is one ``thrust bench --train-steps N`` (a training run of N steps, updates included); with compile,
 the seconds of the compiling calls and the SPS without them are printed too. Runs on the CPU with ``--device
@@ -34,11 +34,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=2_000_000)
     parser.add_argument("--device", default="cuda")
+    parser.add_argument("--workloads", default=",".join(WORKLOADS), help=f"comma list of {', '.join(WORKLOADS)}")
+    parser.add_argument("--options", default=",".join(OPTIONS), help=f"comma list of {', '.join(OPTIONS)}")
     args = parser.parse_args()
+    workloads, options = args.workloads.split(","), args.options.split(",")
+    for given, known in ((workloads, WORKLOADS), (options, OPTIONS)):
+        if unknown := [x for x in given if x not in known]:
+            parser.error(f"unknown {', '.join(unknown)}: choose from {', '.join(known)}")
     print(f"{'workload':<14} {'options':<13} {'SPS':>11} {'compile s':>10} {'SPS after compile':>18}")
     failed = False
-    for workload, overrides in WORKLOADS.items():
-        for option, extra in OPTIONS.items():
+    for workload in workloads:
+        overrides = WORKLOADS[workload]
+        for option in options:
+            extra = OPTIONS[option]
             cmd = [sys.executable, "-m", "thrust_cli.cli", "bench", *overrides, *extra, f"device={args.device}",
                    "train.torch_threads=0", "--json", "--seconds", "0.2", "--train-steps", str(args.steps),
                    "--no-reference", "--vec-envs", "0"]  # fmt: skip
