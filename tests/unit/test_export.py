@@ -181,6 +181,30 @@ def test_recurrent_policy_exports_h_c_and_matches_torch_over_a_50_step_rollout(t
     assert float(np.abs(c_onnx).max()) > 0.1  # the state really evolved
 
 
+def test_a_wrongly_declared_output_shape_is_replaced_by_the_one_torch_computes(tmp_path: Path) -> None:
+    """torch 2.11's exporter declared h_out/c_out [2, 1, batch, 16] for [2, batch, 16] tensors (the values right);
+    the export rewrites every output's declaration from two traced batch sizes, so any exporter's is fixed."""
+    from thrust_cli.commands.export import _declare_output_shapes, _Recurrent
+
+    policy = StandInLSTMPolicy()
+    model = onnx.load(str(export_policy_onnx(policy, (4,), tmp_path / "lstm.onnx").path))
+    for value in model.graph.output:  # what torch 2.11 wrote, roughly: an extra axis, the batch lost
+        dims = value.type.tensor_type.shape
+        dims.ClearField("dim")
+        for size in (2, 1, 5):
+            dims.dim.add().dim_value = size
+    samples = [[torch.zeros(b, 4), *policy.initial_state(b)] for b in (1, 3)]
+    _declare_output_shapes(model, _Recurrent(policy), samples)
+    declared = {v.name: [d.dim_param or d.dim_value for d in v.type.tensor_type.shape.dim] for v in model.graph.output}
+    assert declared == {
+        "logits": ["batch", 3],
+        "values": ["batch"],
+        "h_out": [2, "batch", 16],
+        "c_out": [2, "batch", 16],
+    }
+    onnx.checker.check_model(model)
+
+
 def test_onnx_check_failure_raises_one_line_and_leaves_no_file(tmp_path: Path, monkeypatch: Any) -> None:
     run_dir = make_run(tmp_path / "run", [])
     run = ort.InferenceSession.run
