@@ -14,13 +14,30 @@
 # (about 5-8 minutes on an H100/H200; the log under $OUT comes back even if the call is cut short).
 #
 #   bash tests/bench/gpu_check.sh --dry-run    # every step on the CPU at tiny sizes: checks this script, no figures
+#   bash tests/bench/gpu_check.sh --parts sps,ppo   # some parts only (tests, advantage, sps, ppo), e.g. what a
+#                                                   # call cut short at its limit did not reach
 #
 # Exit status: 0 every check passed; 1 one failed (the rest still run); 2 no CUDA GPU here, or a package missing,
 # nothing checked (safe to run anywhere: "not checked" is neither a pass nor a failure).
 set -uo pipefail
 cd "$(dirname "$0")/../.."
-dry=0
-if [ "${1:-}" = "--dry-run" ]; then dry=1; elif [ $# -gt 0 ]; then echo "gpu_check.sh: unknown option $1 (allowed: --dry-run)"; exit 2; fi
+dry=0 parts=",tests,advantage,sps,ppo,"
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --dry-run) dry=1 ;;
+    --parts)
+      parts=",${2:-},"
+      for part in ${2//,/ }; do
+        case "$part" in tests|advantage|sps|ppo) ;; *)
+          echo "gpu_check.sh: unknown part '$part' (allowed: tests, advantage, sps, ppo)"; exit 2 ;;
+        esac
+      done
+      shift ;;
+    *) echo "gpu_check.sh: unknown option $1 (allowed: --dry-run, --parts tests,advantage,sps,ppo)"; exit 2 ;;
+  esac
+  shift
+done
+want() { [[ "$parts" == *",$1,"* ]]; }
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 if [ -d .whl ]; then
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
@@ -55,6 +72,7 @@ fi
 python3 -c "import torch, triton; print('card', torch.cuda.get_device_name() if torch.cuda.is_available() else 'none',
   '| torch', torch.__version__, '| cuda', torch.version.cuda, '| triton', triton.__version__)" || status=1
 
+if want tests; then
 section "gpu tests"
 # every gpu-marked test: the files that use the marker (so a module that needs a package this machine lacks, and
 # has no gpu test, cannot fail collection); -m gpu replaces addopts' "not slow and not bench"
@@ -63,16 +81,22 @@ mapfile -t gpu_files < <(grep -rl --include='test_*.py' 'mark\.gpu' tests | sort
 python3 -m pytest "${gpu_files[@]}" -m gpu -q -rfEs -p no:cacheprovider 2>&1 | tee "${OUT:-/tmp}/gpu_tests.log" \
   | tail -25 || status=1
 
+fi
+if want advantage; then
 section "advantage kernels"
 if [ $dry -eq 1 ]; then
   TRITON_INTERPRET=1 python3 tests/bench/advantage_gpu.py "${adv_args[@]}" || status=1
 else
   python3 tests/bench/advantage_gpu.py || status=1
 fi
+fi
+if want sps; then
 section "training SPS by option"
 # training SPS with each GPU option on and off: CartPole 4,096 envs and Snake LSTM x {float32, bf16, compile, both}
 python3 tests/bench/gpu_sps.py --device $device --steps $steps "${sps_args[@]}" || status=1
+fi
 # least needed last: a call cut short at its limit loses only this
+if want ppo; then
 section "ppo vs vtrace"
 for algo in ppo vtrace; do
   if python3 -m thrust_cli.cli bench env=cartpole env.num_envs=$envs algo.num_steps=16 algo.minibatch_size=16384 \
@@ -85,5 +109,6 @@ for algo in ppo vtrace; do
   fi
   rm -f "$err.json"
 done
+fi
 echo "gpu_check.sh ($((SECONDS - start)) s): $([ $status -eq 0 ] && echo 'all checks passed' || echo 'a check FAILED (see above)')"
 exit $status

@@ -26,6 +26,50 @@ def test_loss_scaler_unscales_skips_overflows_and_grows() -> None:
     assert scaler.scale == 8.0  # two finite steps in a row doubled it
 
 
+def test_loss_scaler_skips_when_any_of_several_gradients_overflows() -> None:
+    params = [torch.nn.Parameter(torch.zeros(2)) for _ in range(3)]
+    for p, g in zip(params, ([4.0, 4.0], [float("nan"), 0.0], [2.0, 2.0]), strict=True):
+        p.grad = torch.tensor(g)
+    scaler = LossScaler(scale=2.0)
+    assert not scaler.unscale(params) and scaler.scale == 1.0
+    assert torch.equal(params[0].grad, torch.tensor([4.0, 4.0]))  # untouched: the step is skipped
+
+
+@pytest.mark.parametrize("amp", [torch.bfloat16, torch.float16])
+def test_rollout_inference_runs_under_the_updates_autocast(amp: torch.dtype) -> None:
+    """The stored log-probs and values come from the autocast forward that the update repeats (so its first
+    ratio is 1 up to batch-size effects, here exactly), not from a float32 forward that differs by ~1e-4."""
+    from functools import partial
+
+    from envs_cython.cartpole import CartPole
+    from thrust_cli.learn.collector import Collector
+    from thrust_cli.learn.policies import MLPPolicy
+    from thrust_cli.learn.rollout import EpisodeTracker
+    from thrust_cli.vector.serial import Serial
+
+    torch.manual_seed(0)
+    policy = MLPPolicy(4, 2, hidden_size=64)
+    with torch.no_grad():  # larger weights: logits of a few units, where low precision shows
+        for p in policy.parameters():
+            p.mul_(8.0)
+    vec = Serial(partial(CartPole), num_envs=8, seed=0)
+    cpu = torch.device("cpu")
+    coll = Collector(vec, policy, 32, cpu, EpisodeTracker(8, 10), lambda _: False, autocast_dtype=amp)
+    vec.reset(seed=0)
+    buf = coll.collect()
+    vec.close()
+    assert buf is not None and buf.logprobs.dtype == buf.values.dtype == torch.float32
+    obs, actions = buf.obs.flatten(0, 1), buf.actions.flatten()
+    with torch.no_grad():
+        with torch.autocast("cpu", amp):
+            logits, values = policy(obs)  # all 256 rows at once, as a minibatch would
+        same = policy.dist.evaluate(logits.float(), actions)[0]
+        full = policy.dist.evaluate(policy(obs)[0], actions)[0]
+    assert torch.allclose(buf.logprobs.flatten(), same, atol=1e-6)
+    assert torch.allclose(buf.values.flatten(), values.float(), atol=1e-6)
+    assert (buf.logprobs.flatten() - full).abs().max() > 1e-5  # float32 inference would have stored these
+
+
 @pytest.mark.parametrize("amp", ["bf16", "fp16"])
 def test_amp_run_learns_cartpole_as_the_float32_one_does(amp: str, tmp_path: Path) -> None:
     """The shipped CartPole preset (150k steps, ~4 s) reaches the same end-of-run return under autocast."""

@@ -59,4 +59,19 @@ def test_without_a_gpu_nothing_is_checked_and_the_exit_is_2() -> None:
 def test_an_unknown_option_is_refused_in_one_line() -> None:
     run = _run("--quick", timeout=60)
     assert run.returncode == 2
-    assert run.stdout.strip() == "gpu_check.sh: unknown option --quick (allowed: --dry-run)"
+    assert (
+        run.stdout.strip()
+        == "gpu_check.sh: unknown option --quick (allowed: --dry-run, --parts tests,advantage,sps,ppo)"
+    )
+    run = _run("--parts", "tests,figures", timeout=60)
+    assert run.returncode == 2
+    assert run.stdout.strip() == "gpu_check.sh: unknown part 'figures' (allowed: tests, advantage, sps, ppo)"
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="on a GPU machine the real run is the check")
+def test_parts_runs_only_the_named_sections() -> None:
+    run = _run("--dry-run", "--parts", "ppo", timeout=300)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
+    assert "== ppo vs vtrace" in run.stdout and "ppo cpu train SPS" in run.stdout
+    for skipped in ("== gpu tests", "== advantage kernels", "== training SPS by option"):
+        assert skipped not in run.stdout

@@ -31,7 +31,7 @@ def _time_major(x: torch.Tensor) -> torch.Tensor:
 
 def _strided(x: torch.Tensor) -> torch.Tensor:
     """The same values with stride 2 along time (neither layout the kernel reads directly)."""
-    big = torch.zeros((*x.shape, 2), dtype=x.dtype)
+    big = x.new_zeros((*x.shape, 2))  # on x's device: .to() of a strided tensor would make it contiguous
     big[..., 0] = x
     return big[..., 0]
 

@@ -17,9 +17,12 @@ FIELDS = ("obs", "actions", "logprobs", "values", "rewards", "terminals", "dones
 
 
 def _collect(
-    staged: bool, device: str = "cpu", recurrent: bool = False, max_steps: int = 500
+    staged: bool, device: str = "cpu", recurrent: bool = False, max_steps: int = 500, forbid_sync: bool = False
 ) -> tuple[Collector, dict[str, torch.Tensor]]:
-    """One rollout of T=32 steps of 8 CartPoles; ``max_steps`` small makes truncations (final-value bootstraps)."""
+    """One rollout of T=32 steps of 8 CartPoles; ``max_steps`` small makes truncations (final-value bootstraps).
+
+    ``forbid_sync``: :meth:`Collector.collect` alone runs under CUDA's sync debug mode "error" (the setup's
+    ``policy.to(device)`` and the results' ``.cpu()`` are blocking copies by design)."""
     torch.manual_seed(0)
     vec = Serial(partial(CartPole, max_steps=max_steps), num_envs=8, seed=0)
     dev = torch.device(device)
@@ -27,8 +30,15 @@ def _collect(
     policy = policy.to(dev)
     coll = Collector(vec, policy, 32, dev, EpisodeTracker(8, 10), lambda _: False, transfer=Transfer(dev, staged))
     vec.reset(seed=0)
-    buf = coll.collect()
-    vec.close()
+    if forbid_sync:
+        torch.cuda.synchronize()
+        torch.cuda.set_sync_debug_mode("error")
+    try:
+        buf = coll.collect()
+    finally:
+        if forbid_sync:
+            torch.cuda.set_sync_debug_mode("default")
+        vec.close()
     assert buf is not None
     out = {name: getattr(buf, name).cpu().clone() for name in FIELDS}
     if recurrent:
@@ -56,9 +66,5 @@ def test_staged_transfer_gives_the_same_rollout_with_one_sync_per_step(recurrent
 def test_cuda_step_loop_has_no_implicit_sync(recurrent: bool) -> None:
     """Under sync debug mode "error" any implicit synchronisation in the step loop raises (episodes end by
     termination here; a truncation's final-observation copy is the one plain copy, once per time limit)."""
-    torch.cuda.set_sync_debug_mode("error")
-    try:
-        coll, _ = _collect(staged=True, device="cuda", recurrent=recurrent)
-    finally:
-        torch.cuda.set_sync_debug_mode("default")
+    coll, _ = _collect(staged=True, device="cuda", recurrent=recurrent, forbid_sync=True)
     assert coll.transfer.pin and coll.transfer.syncs == 32 and coll.transfer.uploads == 2 * 32 + 1

@@ -56,7 +56,7 @@ VTRACE_PARAMS = {  # gamma, lambda, rho_bar, c_bar, rho_pg_bar
 
 
 def _batch(shape: tuple[int, ...], layout: str, seed: int, device: str = "cpu") -> dict[str, torch.Tensor]:
-    return {k: LAYOUTS[layout](x).to(device) for k, x in random_batch(shape, torch.float32, seed).items()}
+    return {k: LAYOUTS[layout](x.to(device)) for k, x in random_batch(shape, torch.float32, seed).items()}
 
 
 def _cpu(b: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

@@ -197,7 +197,10 @@ def train(cfg: DictConfig, run_dir: str | Path, dp: DataParallel | None = None) 
         return interrupted.flag or solved["step"] is not None
 
     recurrent = bool(getattr(policy, "recurrent", False))
-    collector = Collector(vec, policy, T, device, tracker, stop, algo.bptt_horizon if recurrent else 1)
+    amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(tcfg.amp)
+    collector = Collector(
+        vec, policy, T, device, tracker, stop, algo.bptt_horizon if recurrent else 1, autocast_dtype=amp_dtype
+    )
 
     def checkpoint() -> Path | None:
         if not main:

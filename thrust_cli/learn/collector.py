@@ -15,6 +15,7 @@ Index convention: :mod:`thrust_cli.learn.rollout`.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
 from typing import Any
@@ -50,6 +51,9 @@ class Transfer:
         self.staged = device.type == "cuda" if staged is None else staged
         self.pin = self.staged and device.type == "cuda"
         self._buffers: dict[tuple[str, tuple[int, ...], torch.dtype], torch.Tensor] = {}
+        # pinned upload buffers: the event after each one's last non-blocking copy, waited on before it is
+        # rewritten (already passed within a step, whose end synchronises; this covers a rollout's handover)
+        self._uploaded: dict[int, Any] = {}
         self.syncs = 0
         self.uploads = 0
 
@@ -72,8 +76,20 @@ class Transfer:
             return host.to(self.device)
         staging = self._buffer("in-" + tag, host)
         self.uploads += 1
+        previous = self._uploaded.get(id(staging))
+        if previous is not None:
+            previous.synchronize()  # its last upload has been read (not a stream sync: no sync-debug report)
         staging.copy_(host)
-        return staging.to(self.device, non_blocking=True)
+        out = staging.to(self.device, non_blocking=True)
+        if self.pin:
+            self._uploaded[id(staging)] = self._record()
+        return out
+
+    def _record(self) -> Any:
+        """A CUDA event recorded on the device's current stream (where the non-blocking copies were queued)."""
+        event = torch.cuda.Event()
+        event.record(torch.cuda.current_stream(self.device))
+        return event
 
     def to_host(self, tensor: torch.Tensor) -> np.ndarray:
         """``tensor`` as a host array, after the one synchronisation of the step when staged."""
@@ -82,9 +98,7 @@ class Transfer:
         host = self._buffer("out", tensor)
         host.copy_(tensor, non_blocking=True)
         if self.pin:
-            event = torch.cuda.Event()
-            event.record()
-            event.synchronize()
+            self._record().synchronize()
         self.syncs += 1
         return host.numpy()
 
@@ -101,6 +115,8 @@ class Collector:
         stop: called after every stored step; returning True makes :meth:`collect` return None.
         bptt_horizon: recurrent policies: the segment length whose start states are stored.
         transfer: host <-> device copies (default: :class:`Transfer` for ``device``, pinned on CUDA).
+        autocast_dtype: ``train.amp``'s dtype: inference runs under the same autocast as the update's forward
+            (so the stored log-probs come from the computation the update repeats), its outputs cast to float32.
 
     Attributes:
         timing: cumulative seconds spent in the env (``recv``/``send``), in inference (policy forward and
@@ -117,8 +133,10 @@ class Collector:
         stop: Callable[[int], bool],
         bptt_horizon: int = 1,
         transfer: Transfer | None = None,
+        autocast_dtype: torch.dtype | None = None,
     ) -> None:
         obs_space = vec.single_observation_space
+        self.autocast_dtype = autocast_dtype
         obs_dtype = torch.from_numpy(np.zeros(0, dtype=obs_space.dtype)).dtype
         self.vec, self.policy, self.T, self.device = vec, policy, num_steps, device
         self.num_agents = vec.num_agents
@@ -195,17 +213,26 @@ class Collector:
             return torch.from_numpy(agent_ids)
         return self.transfer.to_device(np.ascontiguousarray(agent_ids, dtype=np.int64), "ids")
 
+    def _autocast(self) -> Any:
+        if self.autocast_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, self.autocast_dtype)
+
     def _values(self, obs: torch.Tensor, index: Any) -> torch.Tensor:
         """V(obs) for the agents ``index`` (with their current recurrent state, which is not advanced)."""
-        if self.state is None:
-            return self.policy.value(obs)
-        return self.policy(obs, (self.state[0][:, index], self.state[1][:, index]))[1]
+        with self._autocast():
+            if self.state is None:
+                values = self.policy.value(obs)
+            else:
+                values = self.policy(obs, (self.state[0][:, index], self.state[1][:, index]))[1]
+        return values.float()
 
     def _act(self, key: GroupKey, index: Any, seq: int, row: int, obs: torch.Tensor) -> None:
         began = time.perf_counter()
         with torch.no_grad():
             if self.state is None:
-                logits, values = self.policy(obs)
+                with self._autocast():
+                    logits, values = self.policy(obs)
             else:
                 h, c = self.state[0][:, index], self.state[1][:, index]
                 if row % self.L == 0:
@@ -213,9 +240,12 @@ class Collector:
                     assert buf.h0 is not None and buf.c0 is not None
                     buf.h0[row // self.L, index] = h[0]
                     buf.c0[row // self.L, index] = c[0]
-                logits, values, (h, c) = self.policy(obs, (h, c))
+                with self._autocast():
+                    logits, values, (h, c) = self.policy(obs, (h, c))
                 self.state[0][:, index] = h
                 self.state[1][:, index] = c
+            if self.autocast_dtype is not None:
+                logits, values = logits.float(), values.float()
             actions, logprobs = self.policy.dist.sample(logits)
             env_actions = self.policy.dist.to_env(actions)
         inferred = time.perf_counter()

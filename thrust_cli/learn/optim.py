@@ -124,14 +124,15 @@ class LossScaler:
     def unscale(self, params: list[torch.Tensor]) -> bool:
         """Divide every gradient by the scale; False (and the scale halved) if any is inf or NaN."""
         grads = [p.grad for p in params if p.grad is not None]
-        finite = all(bool(torch.isfinite(g).all()) for g in grads)
+        # one host read for all gradients (not one per parameter: each read waits for the device)
+        finite = not grads or bool(torch.stack([torch.isfinite(g).all() for g in grads]).all())
         if not finite:
             self.scale /= 2.0
             self.good_steps = 0
             self.skipped += 1
             return False
-        for g in grads:
-            g.mul_(1.0 / self.scale)
+        if grads:
+            torch._foreach_mul_(grads, 1.0 / self.scale)
         self.good_steps += 1
         if self.good_steps >= self.growth_interval:
             self.scale *= 2.0
