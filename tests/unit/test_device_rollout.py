@@ -50,13 +50,16 @@ def _collect(
 @pytest.mark.parametrize("recurrent", [False, True])
 def test_staged_transfer_gives_the_same_rollout_with_one_sync_per_step(recurrent: bool) -> None:
     """Same rollout bit for bit (episode ends, truncations and the LSTM's state resets included) with one
-    synchronisation and two uploads (observations; rewards and flags as one block) per step."""
+    synchronisation and two uploads (observations; rewards and flags as one block) per step, two more (the
+    truncated agents' ids and final observations) in a step where some episode hit its time limit."""
     plain, expected = _collect(staged=False, recurrent=recurrent, max_steps=20)
     staged, got = _collect(staged=True, recurrent=recurrent, max_steps=20)
     assert expected["truncated"].any() and expected["terminals"].any()  # both kinds of episode end happened
     assert plain.transfer.syncs == 0 and plain.transfer.uploads == 0
     assert staged.transfer.syncs == 32  # T steps of one group: exactly one synchronisation each
-    assert staged.transfer.uploads == 2 * 32 + 1  # + the bootstrap observation after the last step
+    truncating_steps = int(expected["truncated"].any(dim=1).sum())
+    # + the bootstrap observation after the last step
+    assert staged.transfer.uploads == 2 * 32 + 1 + 2 * truncating_steps
     for name, value in expected.items():
         assert torch.equal(value, got[name]), name
 
@@ -64,7 +67,23 @@ def test_staged_transfer_gives_the_same_rollout_with_one_sync_per_step(recurrent
 @pytest.mark.gpu
 @pytest.mark.parametrize("recurrent", [False, True])
 def test_cuda_step_loop_has_no_implicit_sync(recurrent: bool) -> None:
-    """Under sync debug mode "error" any implicit synchronisation in the step loop raises (episodes end by
-    termination here; a truncation's final-observation copy is the one plain copy, once per time limit)."""
-    coll, _ = _collect(staged=True, device="cuda", recurrent=recurrent, forbid_sync=True)
-    assert coll.transfer.pin and coll.transfer.syncs == 32 and coll.transfer.uploads == 2 * 32 + 1
+    """Under sync debug mode "error" any implicit synchronisation in the step loop raises: episodes end by
+    termination and by truncation (whose final observations bootstrap), and the LSTM's state resets."""
+    coll, out = _collect(staged=True, device="cuda", recurrent=recurrent, max_steps=20, forbid_sync=True)
+    truncating_steps = int(out["truncated"].any(dim=1).sum())
+    assert truncating_steps > 0 and out["terminals"].any()
+    assert coll.transfer.pin and coll.transfer.syncs == 32
+    assert coll.transfer.uploads == 2 * 32 + 1 + 2 * truncating_steps
+
+
+def test_variable_length_uploads_share_one_staging_buffer_of_capacity_rows() -> None:
+    """The truncated agents' rows change count every step: one buffer of ``capacity`` rows, a prefix copied."""
+    import numpy as np
+
+    transfer = Transfer(torch.device("cpu"), staged=True)
+    for n in (3, 1, 5):
+        rows = np.arange(n * 4, dtype=np.float32).reshape(n, 4)
+        assert torch.equal(transfer.to_device(rows, "cut-obs", capacity=8), torch.from_numpy(rows))
+    assert len(transfer._buffers) == 1 and transfer.uploads == 3
+    with pytest.raises(ValueError, match="9 rows exceed the staging capacity 8"):
+        transfer.to_device(np.zeros((9, 4), dtype=np.float32), "cut-obs", capacity=8)

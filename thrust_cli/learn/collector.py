@@ -53,36 +53,43 @@ class Transfer:
         self._buffers: dict[tuple[str, tuple[int, ...], torch.dtype], torch.Tensor] = {}
         # pinned upload buffers: the event after each one's last non-blocking copy, waited on before it is
         # rewritten (already passed within a step, whose end synchronises; this covers a rollout's handover)
-        self._uploaded: dict[int, Any] = {}
+        self._uploaded: dict[tuple[str, tuple[int, ...], torch.dtype], Any] = {}
         self.syncs = 0
         self.uploads = 0
 
-    def _buffer(self, tag: str, like: torch.Tensor) -> torch.Tensor:
-        key = (tag, tuple(like.shape), like.dtype)
+    def _buffer(self, tag: str, shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
+        key = (tag, shape, dtype)
         buf = self._buffers.get(key)
         if buf is None:
-            buf = torch.empty(like.shape, dtype=like.dtype, pin_memory=self.pin)
+            buf = torch.empty(shape, dtype=dtype, pin_memory=self.pin)
             self._buffers[key] = buf
         return buf
 
-    def to_device(self, array: np.ndarray, tag: str = "obs") -> torch.Tensor:
+    def to_device(self, array: np.ndarray, tag: str = "obs", capacity: int | None = None) -> torch.Tensor:
         """``array`` as a tensor on the device (through a pinned staging buffer when staged).
 
-        ``tag`` names the staging buffer: two copies in flight within one step must use different tags, as the
-        buffer is reused once the step's synchronisation (:meth:`to_host`) has passed.
+        ``tag`` names the staging buffer: two copies in flight within one step must use different tags. A
+        buffer is rewritten only after its previous upload has completed (an event per buffer). ``capacity``:
+        arrays whose first axis varies (the agents that were truncated this step) share one buffer of that many
+        rows and copy a prefix of it, instead of pinning a buffer for every length.
         """
         host = torch.from_numpy(array)
         if not self.staged:
             return host.to(self.device)
-        staging = self._buffer("in-" + tag, host)
+        if capacity is not None and len(host) > capacity:
+            raise ValueError(f"{tag}: {len(host)} rows exceed the staging capacity {capacity}")
+        key = ("in-" + tag, (capacity, *host.shape[1:]) if capacity is not None else tuple(host.shape), host.dtype)
+        staging = self._buffer(*key)
         self.uploads += 1
-        previous = self._uploaded.get(id(staging))
+        previous = self._uploaded.get(key)
         if previous is not None:
             previous.synchronize()  # its last upload has been read (not a stream sync: no sync-debug report)
+        if capacity is not None:
+            staging = staging[: len(host)]
         staging.copy_(host)
         out = staging.to(self.device, non_blocking=True)
         if self.pin:
-            self._uploaded[id(staging)] = self._record()
+            self._uploaded[key] = self._record()
         return out
 
     def _record(self) -> Any:
@@ -95,7 +102,7 @@ class Transfer:
         """``tensor`` as a host array, after the one synchronisation of the step when staged."""
         if not self.staged:
             return tensor.cpu().numpy()
-        host = self._buffer("out", tensor)
+        host = self._buffer("out", tuple(tensor.shape), tensor.dtype)
         host.copy_(tensor, non_blocking=True)
         if self.pin:
             self._record().synchronize()
@@ -301,8 +308,9 @@ class Collector:
         """Write one step's rewards and flags into row ``row`` of rollout ``seq``.
 
         Staged (CUDA): the four arrays travel as ONE pinned, non-blocking copy of a [4, n] float32 block, and the
-        dones come back as a device mask for the recurrent-state reset (returned; None on the plain path). A
-        truncation's final observation is copied the plain way (rare: once per time-limited episode).
+        dones come back as a device mask for the recurrent-state reset (returned; None on the plain path). The
+        truncated agents' final observations and ids follow the same way, through buffers of ``num_agents`` rows
+        (with thousands of agents some episode hits its time limit almost every step).
         """
         buf = self.bufs[seq % 2]
         cut = truncations & ~terminals
@@ -321,8 +329,10 @@ class Collector:
             buf.truncated[row, index] = torch.from_numpy(cut).to(self.device)
         if cut.any():
             # bootstrap a truncated episode from its final observation, never the auto-reset one
-            ids = torch.from_numpy(agent_ids[cut]).to(self.device)
-            final_obs = torch.from_numpy(self.vec.final_observations[agent_ids[cut]]).to(self.device)
+            cut_ids = np.ascontiguousarray(agent_ids[cut], dtype=np.int64)
+            final = np.ascontiguousarray(self.vec.final_observations[cut_ids])
+            ids = self.transfer.to_device(cut_ids, "cut-ids", capacity=self.num_agents)
+            final_obs = self.transfer.to_device(final, "cut-obs", capacity=self.num_agents)
             with torch.no_grad():
                 buf.final_values[row, ids] = self._values(final_obs, ids)
         return ended
