@@ -39,8 +39,10 @@ def test_truncation_bootstrap_runs_on_cuda(tmp_path: Path) -> None:
         ["algo.kl_coef=1.0", "algo.target_kl=0.01", "algo.dual_clip_c=3", "algo.anneal_clip=true"],
         ["policy=lstm", "algo=vtrace", "algo.bptt_horizon=8"],
         ["env=pendulum", "algo.num_steps=64", "policy.squash=true"],
+        ["env=snake", "env.num_envs=1", "policy=lstm", "algo.num_steps=16", "train.amp=bf16"],
+        ["policy=lstm", "env.max_steps=8", "train.amp=fp16"],
     ],
-    ids=["vtrace-prio", "kl-dual-anneal", "lstm-vtrace", "pendulum-squash"],
+    ids=["vtrace-prio", "kl-dual-anneal", "lstm-vtrace", "pendulum-squash", "snake-lstm-bf16", "lstm-fp16-trunc"],
 )
 def test_algo_options_and_gaussian_head_train_on_cuda(tmp_path: Path, options: list[str]) -> None:
     cfg = compose_config(["device=cuda", *options, "train.total_timesteps=8192", "train.progress=none", "logger=none"])
