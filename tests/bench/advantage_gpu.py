@@ -17,13 +17,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import sys
-import time
-from collections.abc import Callable
 
 import torch
 
+from thrust_cli.commands.bench import median_ms
 from thrust_cli.learn import advantage
 
 PARAMS = {"gae": (0.99, 0.95), "vtrace": (0.99, 0.95, 1.0, 1.0, 1.0)}
@@ -46,26 +44,9 @@ def rollout(T: int, N: int, device: str, seed: int = 0) -> dict[str, torch.Tenso
     return {k: x.to(device).T for k, x in data.items()}
 
 
-def _sync(device: str) -> None:
-    if device == "cuda":
-        torch.cuda.synchronize()
-
-
-def median_ms(fn: Callable[[], object], repeats: int, device: str = "cuda", warmup: int = 3) -> float:
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        _sync(device)
-        start = time.perf_counter()
-        fn()
-        _sync(device)
-        times.append((time.perf_counter() - start) * 1e3)
-    return statistics.median(times)
-
-
 def measure(T: int, N: int, repeats: int, device: str = "cuda") -> list[dict[str, object]]:
     gpu, cpu = rollout(T, N, device), rollout(T, N, "cpu")
+    sync = torch.cuda.synchronize if device == "cuda" else None
     gae_keys = ["rewards", "values", "next_values", "terminals", "dones"]
     keys = {"gae": gae_keys, "vtrace": [*gae_keys, "behavior_logprob", "target_logprob"]}
     impls = {
@@ -77,9 +58,9 @@ def measure(T: int, N: int, repeats: int, device: str = "cuda") -> list[dict[str
         for name, (triton_fn, torch_fn, c_fn) in impls.items():
             g, c, p = [gpu[k] for k in keys[name]], [cpu[k] for k in keys[name]], PARAMS[name]
             ms = {
-                "triton": median_ms(lambda f=triton_fn, g=g, p=p: f(*g, *p), repeats, device),
-                "torch_loop": median_ms(lambda f=torch_fn, g=g, p=p: f(*g, *p), repeats, device),
-                "c_cpu": median_ms(lambda f=c_fn, c=c, p=p: f(*c, *p), max(5, repeats // 5), "cpu"),
+                "triton": median_ms(lambda f=triton_fn, g=g, p=p: f(*g, *p), repeats, sync, warmup=3),
+                "torch_loop": median_ms(lambda f=torch_fn, g=g, p=p: f(*g, *p), repeats, sync, warmup=3),
+                "c_cpu": median_ms(lambda f=c_fn, c=c, p=p: f(*c, *p), max(5, repeats // 5), warmup=3),
             }
             pairs = zip(triton_fn(*g, *p), c_fn(*c, *p), strict=True)
             error = max((a.cpu() - b).abs().max().item() for a, b in pairs)

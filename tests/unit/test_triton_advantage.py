@@ -173,6 +173,16 @@ def test_triton_rejects_float64_values_mismatched_shapes_and_odd_blocks() -> Non
         gae_triton(*_gae_args(b), 0.99, 0.95, block_size=24)
 
 
+@interpret
+def test_bench_times_the_fused_kernels_against_the_torch_loop() -> None:
+    """`thrust bench device=cuda` prints these (here the same code on CPU tensors, interpreted)."""
+    from thrust_cli.commands.bench import bench_device_advantage
+
+    ms = bench_device_advantage(rows=16, horizon=8, repeats=2, device="cpu")
+    assert ms is not None and set(ms) == {"gae_triton", "gae_torch_loop", "vtrace_triton", "vtrace_torch_loop"}
+    assert all(v > 0 for v in ms.values())
+
+
 # ---- dispatch, in this process (no triton needed)
 
 

@@ -216,6 +216,53 @@ def ale_asteroids(seconds: float, repeats: int = 5) -> tuple[dict[str, float], s
 PEERS = {"asteroids": ale_asteroids}
 
 
+def median_ms(fn: Callable[[], Any], repeats: int, sync: Callable[[], Any] | None = None, warmup: int = 1) -> float:
+    """Median wall milliseconds of one ``fn()`` over ``repeats`` calls after ``warmup`` ones; ``sync`` (e.g.
+    ``torch.cuda.synchronize``) runs before the clock starts and before it stops, so queued GPU work counts."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        if sync is not None:
+            sync()
+        begin = time.perf_counter()
+        fn()
+        if sync is not None:
+            sync()
+        times.append(time.perf_counter() - begin)
+    return 1e3 * statistics.median(times)
+
+
+def bench_device_advantage(rows: int, horizon: int, repeats: int, device: str) -> dict[str, float] | None:
+    """Median ms of one GAE / V-trace call on ``device`` tensors laid out as a rollout's ``.T``: the fused
+    Triton kernel (``*_triton``) against the torch loop over T (``*_torch_loop``); None without Triton.
+
+    On CUDA that is what training runs; on the CPU only under ``TRITON_INTERPRET=1`` (a check of this code).
+    """
+    import torch
+
+    from thrust_cli.learn import advantage
+
+    if advantage._triton_kernels() is None:
+        return None
+    gen = torch.Generator().manual_seed(0)
+    shape = (horizon, rows)  # [T, N] buffers, passed as [N, T] views as training does
+    r, v, nv, mu = (torch.randn(shape, generator=gen) for _ in range(4))
+    dones = torch.rand(shape, generator=gen) < 0.02
+    term = dones & (torch.rand(shape, generator=gen) < 0.5)
+    pi = mu + 0.3 * torch.randn(shape, generator=gen)
+    r, v, nv, term, dones, mu, pi = (x.to(device).T for x in (r, v, nv, term, dones, mu, pi))
+    sync = torch.cuda.synchronize if torch.device(device).type == "cuda" else None
+    g, vt = (r, v, nv, term, dones), (r, v, nv, term, dones, mu, pi)
+    with torch.no_grad():
+        return {
+            "gae_triton": median_ms(lambda: advantage.gae_triton(*g, 0.99, 0.95), repeats, sync, warmup=2),
+            "gae_torch_loop": median_ms(lambda: advantage.gae_torch(*g, 0.99, 0.95), repeats, sync),
+            "vtrace_triton": median_ms(lambda: advantage.vtrace_triton(*vt, 0.99, 0.95), repeats, sync, warmup=2),
+            "vtrace_torch_loop": median_ms(lambda: advantage.vtrace_torch(*vt, 0.99, 0.95), repeats, sync),
+        }
+
+
 def bench_advantage(rows: int = 8192, horizon: int = 64, repeats: int = 21, threads: int = 1) -> dict[str, float]:
     """Median milliseconds of one GAE / V-trace call over ``rows`` trajectories of ``horizon`` steps, float32 on
     CPU: the C kernel against the pure-torch reference (``gae_torch``/``vtrace_torch``).
@@ -240,15 +287,6 @@ def bench_advantage(rows: int = 8192, horizon: int = 64, repeats: int = 21, thre
     behavior = -torch.rand(shape, generator=gen)
     target = behavior + 0.3 * torch.randn(shape, generator=gen)
 
-    def median_ms(fn: Callable[[], Any]) -> float:
-        fn()  # warm up
-        times = []
-        for _ in range(repeats):
-            begin = time.perf_counter()
-            fn()
-            times.append(time.perf_counter() - begin)
-        return 1e3 * statistics.median(times)
-
     r, v, nv, term, done, mu, pi = rewards, values, next_values, terminals, dones, behavior, target
     # the same values as views of [horizon, rows] buffers
     tr, tv, tnv, tterm, tdone, tmu, tpi = (x.T.contiguous().T for x in (r, v, nv, term, done, mu, pi))
@@ -256,12 +294,12 @@ def bench_advantage(rows: int = 8192, horizon: int = 64, repeats: int = 21, thre
     torch.set_num_threads(threads)
     try:
         return {
-            "gae_c": median_ms(lambda: gae(r, v, nv, term, done, 0.99, 0.95)),
-            "gae_torch": median_ms(lambda: gae_torch(r, v, nv, term, done, 0.99, 0.95)),
-            "vtrace_c": median_ms(lambda: vtrace(r, v, nv, term, done, mu, pi, 0.99, 0.95)),
-            "vtrace_torch": median_ms(lambda: vtrace_torch(r, v, nv, term, done, mu, pi, 0.99, 0.95)),
-            "gae_c_time_major": median_ms(lambda: gae(tr, tv, tnv, tterm, tdone, 0.99, 0.95)),
-            "vtrace_c_time_major": median_ms(lambda: vtrace(tr, tv, tnv, tterm, tdone, tmu, tpi, 0.99, 0.95)),
+            "gae_c": median_ms(lambda: gae(r, v, nv, term, done, 0.99, 0.95), repeats),
+            "gae_torch": median_ms(lambda: gae_torch(r, v, nv, term, done, 0.99, 0.95), repeats),
+            "vtrace_c": median_ms(lambda: vtrace(r, v, nv, term, done, mu, pi, 0.99, 0.95), repeats),
+            "vtrace_torch": median_ms(lambda: vtrace_torch(r, v, nv, term, done, mu, pi, 0.99, 0.95), repeats),
+            "gae_c_time_major": median_ms(lambda: gae(tr, tv, tnv, tterm, tdone, 0.99, 0.95), repeats),
+            "vtrace_c_time_major": median_ms(lambda: vtrace(tr, tv, tnv, tterm, tdone, tmu, tpi, 0.99, 0.95), repeats),
         }
     finally:
         torch.set_num_threads(previous)
@@ -317,6 +355,22 @@ def run_bench(
                     f"advantage  {name:6s}  C {ms[name + '_c']:6.2f}  torch {ms[name + '_torch']:7.2f}  "
                     f"C on a rollout's .T {ms[name + '_c_time_major']:6.2f}"
                 )
+        on_device = None
+        if run.device != "cpu":  # cuda, or auto on a machine with a GPU: the kernels training runs there
+            from thrust_cli.commands.train import resolve_device
+
+            device = str(resolve_device(run.device))
+            if device != "cpu":
+                on_device = bench_device_advantage(rows, horizon, repeats_for(seconds, 21), device)
+        if on_device is not None:
+            result["advantage_ms_device"] = {"device": device, **on_device}
+            if echo:
+                for name in ("gae", "vtrace"):
+                    fused, loop = on_device[name + "_triton"], on_device[name + "_torch_loop"]
+                    echo(
+                        f"advantage  {name:6s}  on {device}: Triton {fused:6.3f}  torch loop over T {loop:7.3f}  "
+                        f"({loop / fused:,.1f}x)"
+                    )
     if vec_envs > 0:
         from thrust_cli.vector.envs import agents_per_env
 
