@@ -103,7 +103,9 @@ for algo in ppo vtrace; do
     algo.update_epochs=2 train.torch_threads=0 device=$device algo=$algo --json --seconds 0.5 --train-steps $steps \
     --no-reference --vec-envs 0 2>"$err" >"$err.json"; then
     python3 -c "import json,sys; d=json.load(open(sys.argv[1])); print('$algo', '$device train SPS', round(d['train_sps']),
-      'advantage ms', {k: round(v, 2) for k, v in d['advantage_ms'].items()})" "$err.json" || status=1
+      'advantage ms (CPU)', {k: round(v, 2) for k, v in d['advantage_ms'].items()},
+      'on the device', {k: (round(v, 3) if isinstance(v, float) else v) for k, v in d.get('advantage_ms_device', {}).items()})" \
+      "$err.json" || status=1
   else
     echo "$algo: bench failed: $(tail -1 "$err")"; status=1
   fi
