@@ -72,3 +72,14 @@ def test_box_action_space_builds_a_gaussian_head_with_a_learned_log_std() -> Non
     torch.testing.assert_close(policy.dist.log_std.detach(), torch.tensor([-0.5]))
     mean, value = policy(torch.zeros(4, 3))
     assert mean.shape == (4, 1) and value.shape == (4,)
+
+
+def test_squashed_gaussian_builds_on_the_meta_device_and_still_checks_its_bounds() -> None:
+    """train's preflight builds the policy under ``torch.device("meta")`` (shapes only): the bound check must not
+    read tensor values there (`thrust train env=pendulum policy.squash=true` failed with 'Tensor.item() cannot
+    be called on meta tensors')."""
+    with torch.device("meta"):
+        dist = Gaussian(1, [-2.0], [2.0], squash=True)
+        assert dist.low.device.type == "meta"
+        with pytest.raises(ValueError, match="finite action bounds"):
+            Gaussian(1, [-float("inf")], [2.0], squash=True)

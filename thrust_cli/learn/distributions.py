@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -71,10 +72,11 @@ class Gaussian(nn.Module):
         self, dim: int, low: Sequence[float], high: Sequence[float], squash: bool = False, log_std_init: float = 0.0
     ) -> None:
         super().__init__()
-        low_t = torch.as_tensor(low, dtype=torch.float32).reshape(dim)
-        high_t = torch.as_tensor(high, dtype=torch.float32).reshape(dim)
-        if squash and not (torch.isfinite(low_t).all() and torch.isfinite(high_t).all()):
+        # the bounds are checked on the host: under a meta-device context (train's preflight) a tensor has no values
+        low_a, high_a = (np.asarray(b, dtype=np.float32).reshape(dim) for b in (low, high))
+        if squash and not (np.isfinite(low_a).all() and np.isfinite(high_a).all()):
             raise ValueError("tanh squashing needs finite action bounds; set policy.squash=false")
+        low_t, high_t = torch.as_tensor(low_a), torch.as_tensor(high_a)
         self.log_std = nn.Parameter(torch.full((dim,), float(log_std_init)))
         self.register_buffer("low", low_t, persistent=False)
         self.register_buffer("high", high_t, persistent=False)
