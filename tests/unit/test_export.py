@@ -583,13 +583,36 @@ def test_unwritable_outputs_raise_one_line_cannot_write(tmp_path: Path) -> None:
     cases: list[tuple[Callable[..., Any], Path, str]] = [
         (export_safetensors, Path("/proc/x.safetensors"), "cannot write '/proc/x.safetensors': "),
         (export_onnx, afile / "p.onnx", f"cannot write '{afile / 'p.onnx'}': '{afile}' is not a directory"),
-        (export_safetensors, afile / "d" / "p.st", f"cannot write '{afile / 'd' / 'p.st'}': '{afile}' is not a"),
+        (
+            export_safetensors,
+            afile / "d" / "p.safetensors",
+            f"cannot write '{afile / 'd' / 'p.safetensors'}': '{afile}' is not a",
+        ),
     ]
     for function, output, message in cases:
         with pytest.raises(ValueError) as info:
             function(run_dir, output=output)
         assert str(info.value).startswith(message) and "\n" not in str(info.value), str(info.value)
     assert afile.read_text() == "x"
+
+
+def test_an_output_file_without_the_formats_extension_is_refused_and_left_alone(tmp_path: Path) -> None:
+    """`-o run/checkpoints/step_*.pt` once replaced the checkpoint being exported by ONNX bytes."""
+    run_dir = make_run(tmp_path / "run", [])
+    checkpoint = next((run_dir / "checkpoints").glob("step_*.pt"))
+    before = checkpoint.read_bytes()
+    script = tmp_path / "train.sh"
+    script.write_text("echo hi")
+    for function, suffix in ((export_onnx, ".onnx"), (export_safetensors, ".safetensors")):
+        for output in (checkpoint, script):
+            with pytest.raises(ValueError) as info:
+                function(run_dir, output=output)
+            assert (
+                str(info.value)
+                == f"output '{output}' must end in {suffix}, or name a directory to write policy{suffix} in"
+            )
+    assert checkpoint.read_bytes() == before and script.read_text() == "echo hi"
+    assert export_onnx(run_dir, output=tmp_path / "Policy.ONNX").path == tmp_path / "Policy.ONNX"  # any case
 
 
 def test_output_naming_a_directory_or_ending_in_slash_writes_policy_files_inside(tmp_path: Path) -> None:

@@ -37,13 +37,22 @@ def _output_path(
     """The file one format writes.
 
     ``output`` naming an existing directory, or ending in '/', means ``policy<suffix>`` inside it (created if
-    missing); any other ``output`` is the file itself. Without ``output``: ``<run-dir>/export/policy<suffix>``
-    for a run directory, ``<checkpoint><suffix>`` next to a checkpoint file.
+    missing); any other ``output`` is the file itself, and must end in ``suffix``: a checkpoint, a script or any
+    other file is never replaced by an export (an existing file with the suffix is, as a re-export replaces its
+    own). Without ``output``: ``<run-dir>/export/policy<suffix>`` for a run directory, ``<checkpoint><suffix>``
+    next to a checkpoint file.
+
+    Raises:
+        ValueError: an ``output`` file name without ``suffix``.
     """
     if output is not None:
         text = os.fspath(output)
         out = Path(text)
-        return out / f"policy{suffix}" if out.is_dir() or text.endswith(("/", os.sep)) else out
+        if out.is_dir() or text.endswith(("/", os.sep)):
+            return out / f"policy{suffix}"
+        if out.suffix.lower() != suffix:
+            raise ValueError(f"output '{text}' must end in {suffix}, or name a directory to write policy{suffix} in")
+        return out
     if Path(path_or_run).is_dir():
         return Path(path_or_run) / "export" / f"policy{suffix}"
     return Path(checkpoint).with_suffix(suffix)
