@@ -13,6 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import typer
+from typer import Abort
+
+# click's usage-error base class, wherever this typer keeps it (newer typers vendor click as typer._click)
+ClickException: type[Exception] = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
 
 app = typer.Typer(
     name="thrust",
@@ -83,15 +87,15 @@ def fail(message: str, code: int = 2) -> None:
     raise typer.Exit(code)
 
 
-def _compose(overrides: list[str]) -> Any:
+def _compose(overrides: list[str], command: str = "train") -> Any:
     from thrust_cli.run.config import ConfigError, compose_config
 
     multirun = [a for a in overrides if a in ("-m", "--multirun")]
     if multirun:
-        fail("`thrust train` runs one job; use `thrust sweep -m key=a,b` for multirun")
+        fail(f"`thrust {command}` runs one job; use `thrust sweep -m key=a,b` for multirun")
     options = [a for a in overrides if a.startswith("-")]
     if options:
-        fail(f"unknown option '{options[0]}'; see `thrust train --help`")
+        fail(f"unknown option '{options[0]}'; see `thrust {command} --help`")
     try:
         return compose_config(overrides)
     except ConfigError as exc:
@@ -553,7 +557,7 @@ def bench(
     from thrust_cli.commands.bench import run_bench
 
     overrides = list(ctx.args)
-    composed = _compose(overrides)
+    composed = _compose(overrides, "bench")
     try:
         result = run_bench(
             composed,
@@ -670,7 +674,16 @@ def main() -> None:
     """
     code = 0
     try:
-        app()
+        # not standalone: a usage error (a bad option value, an unknown option or command, a missing argument)
+        # comes here as an exception, to be printed as one line rather than Rich's boxed panel
+        result = app(standalone_mode=False)
+        code = result if isinstance(result, int) else 0
+    except ClickException as exc:
+        print(f"error: {usage_error_line(exc)}", file=sys.stderr)
+        code = getattr(exc, "exit_code", 2)
+    except Abort:
+        print("interrupted", file=sys.stderr)
+        code = 130
     except SystemExit as exc:
         if isinstance(exc.code, str):
             print(exc.code, file=sys.stderr)
@@ -691,6 +704,16 @@ def main() -> None:
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)
+
+
+def usage_error_line(exc: Any) -> str:
+    """One line for a command-line usage error: click's message, and where the help for it is."""
+    message = " ".join(line.strip() for line in exc.format_message().splitlines() if line.strip()).rstrip(".")
+    names, ctx = [], getattr(exc, "ctx", None)
+    while ctx is not None and ctx.parent is not None:  # the subcommands, not the program's own name
+        names.append(ctx.info_name)
+        ctx = ctx.parent
+    return f"{message}; see `{' '.join(['thrust', *reversed(names)])} --help`"
 
 
 def unexpected_error_line(exc: BaseException, argv: list[str] | None = None) -> str:

@@ -195,3 +195,23 @@ def test_eval_without_a_run_uses_the_latest_and_says_so(
     assert code == 0, err
     assert err.strip() == "using the latest run: outputs/2026-11-27/10-42-07"
     assert json.loads(out)["mean_length"] <= 7
+
+
+# --- usage errors through the console script -------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["eval", "--episodes", "abc"], "error: Invalid value for '--episodes' / '-n': "),
+        (["plot"], "error: Missing argument 'runs'; see `thrust plot --help`"),
+        (["nosuch"], "error: No such command 'nosuch'; see `thrust --help`"),
+        (["export", "--foo"], "error: No such option: --foo; see `thrust export --help`"),
+        (["bench", "--foo"], "error: unknown option '--foo'; see `thrust bench --help`"),
+    ],
+)
+def test_usage_errors_are_one_line_not_a_boxed_panel(args: list[str], expected: str) -> None:
+    """Click's usage errors (bad option values, unknown options and commands, missing arguments) reach the user
+    as one `error:` line naming the command's help, exit 2, as Thrust's own errors do."""
+    run = subprocess.run([sys.executable, "-m", "thrust_cli", *args], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 2, run.stderr
+    assert one_line(run.stderr).startswith(expected), run.stderr
+    assert "╭" not in run.stderr and "Usage:" not in run.stderr
