@@ -555,6 +555,7 @@ def bench(
 ) -> None:
     """Benchmark env stepping (one process, random actions, several num_envs) and training SPS."""
     from thrust_cli.commands.bench import run_bench
+    from thrust_cli.learn.ppo import TrainingError
 
     overrides = list(ctx.args)
     composed = _compose(overrides, "bench")
@@ -569,8 +570,13 @@ def bench(
         )
     except ValueError as exc:
         fail(str(exc))
+    except TrainingError as exc:  # device=cuda without CUDA, an env that cannot be made
+        fail(str(exc), code=1)
     if as_json:
         typer.echo(json.dumps(result))
+    if result.get("train_status") == "interrupted":  # Ctrl-C during the training run: its figure is partial
+        typer.echo("interrupted", err=True)
+        raise typer.Exit(130)
 
 
 @app.command()

@@ -215,3 +215,15 @@ def test_usage_errors_are_one_line_not_a_boxed_panel(args: list[str], expected: 
     assert run.returncode == 2, run.stderr
     assert one_line(run.stderr).startswith(expected), run.stderr
     assert "╭" not in run.stderr and "Usage:" not in run.stderr
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="needs a machine without CUDA")
+def test_bench_on_a_missing_gpu_fails_before_benchmarking_anything() -> None:
+    run = subprocess.run(
+        [sys.executable, "-m", "thrust_cli", "bench", "device=cuda", "--train-steps", "0"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert run.returncode == 1 and run.stdout == "", run.stdout
+    assert one_line(run.stderr) == "error: device=cuda but CUDA is not available; allowed here: cpu, auto"

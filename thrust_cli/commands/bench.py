@@ -317,6 +317,10 @@ def run_bench(
     """Measure env steps/s for several ``num_envs``, the plain-C reference loops where the env has one, the
     advantage kernels (:func:`bench_advantage`), and the training SPS of the composed config."""
     run = validate(cfg)
+    if run.device == "cuda":  # before minutes of env benchmarks, not at the training run after them
+        from thrust_cli.commands.train import resolve_device
+
+        resolve_device(run.device)
     result: dict[str, Any] = {"env": run.env.name, "env_steps_per_s": {}}
     sizes = {"gym": (1, 8, 64), "snake": (1, 4, 16)}.get(run.env.name, ENV_SIZES)  # snake: boards of snakes
     for num_envs in sizes:
@@ -386,12 +390,14 @@ def run_bench(
             summary = train(train_cfg, tmp)
         result["train_sps"] = summary["sps"]
         result["train_steps"] = summary["global_step"]
+        result["train_status"] = summary["status"]  # "interrupted" after Ctrl-C: fewer steps than asked
         if "compile_s" in summary:  # train.compile: the compiling calls' seconds, and the SPS without them
             result["compile_s"] = summary["compile_s"]
             rest = max(summary["global_step"] / summary["sps"] - summary["compile_s"], 1e-9)
             result["train_sps_after_compile"] = summary["global_step"] / rest
         if echo:
-            echo(f"training   {summary['global_step']:,} steps  {summary['sps']:,.0f} SPS (incl. updates)")
+            cut = " (interrupted)" if summary["status"] == "interrupted" else ""
+            echo(f"training   {summary['global_step']:,} steps  {summary['sps']:,.0f} SPS (incl. updates){cut}")
             if "compile_s" in result:
                 echo(
                     f"training   compiling took {result['compile_s']:.1f} s; without it "
