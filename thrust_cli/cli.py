@@ -189,6 +189,10 @@ def train(
             composed = resume_config(run_dir, [o for o in overrides if not o.startswith("resume=")])
         except ConfigError as exc:
             fail(str(exc))
+        from thrust_cli.commands.train import _has_checkpoint
+
+        if not _has_checkpoint(run_dir):  # stopped before its first checkpoint: nothing to go on from
+            typer.echo(f"note: '{run_dir}' has no checkpoint yet: it trains from step 0", err=True)
     else:
         from thrust_cli.commands.train import TrainingError, preflight
 
@@ -482,7 +486,9 @@ def eval_(
         None, help="A run directory (its latest checkpoint) or a checkpoint file (default: the latest run in outputs/)."
     ),
     episodes: int = typer.Option(100, "--episodes", "-n", min=1, help="Episodes to run."),
-    seed: int = typer.Option(12345, "--seed", help="Seed of the evaluation envs (fixed by default)."),
+    seed: int = typer.Option(
+        12345, "--seed", min=0, max=2**63 - 1, help="Seed of the evaluation envs (fixed by default)."
+    ),
     stochastic: bool = typer.Option(False, "--stochastic", help="Sample actions instead of taking the argmax."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
     gif: Path = typer.Option(None, "--gif", help="Also write an animation of env 0 (envs that render)."),

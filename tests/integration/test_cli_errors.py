@@ -227,3 +227,29 @@ def test_bench_on_a_missing_gpu_fails_before_benchmarking_anything() -> None:
     )
     assert run.returncode == 1 and run.stdout == "", run.stdout
     assert one_line(run.stderr) == "error: device=cuda but CUDA is not available; allowed here: cpu, auto"
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["--gif", "out.txt"], "error: --gif 'out.txt' must end in .gif, .webp, .png (an animation Pillow writes)"),
+        (["--seed", "-5"], "greater than or equal to 0"),  # CliRunner shows click's panel; main() one line
+    ],
+)
+def test_eval_refuses_a_gif_it_cannot_write_and_a_negative_seed(
+    cartpole_run: Path, tmp_path: Path, args: list[str], expected: str
+) -> None:
+    code, _, err = invoke("eval", str(cartpole_run), "-n", "1", *args)
+    assert code != 0 and not (tmp_path / "out.txt").exists()
+    assert expected in err, err
+
+
+def test_resume_of_a_run_without_checkpoints_says_it_starts_over(cartpole_run: Path, tmp_path: Path) -> None:
+    import shutil
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    shutil.copytree(cartpole_run / ".hydra", empty / ".hydra")
+    code, _, err = invoke("train", f"resume={empty}")
+    assert code == 0, err
+    assert f"note: '{empty.resolve()}' has no checkpoint yet: it trains from step 0" in err

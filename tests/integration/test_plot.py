@@ -38,6 +38,13 @@ def test_plot_of_two_runs_writes_a_png(runner: CliRunner, two_runs: list[Path], 
         assert image.format == "PNG" and image.width > 600 and image.height > 300
 
 
+def test_an_out_that_is_not_a_png_is_refused(runner: CliRunner, two_runs: list[Path], tmp_path: Path) -> None:
+    out = tmp_path / "notes.txt"
+    result = runner.invoke(app, ["plot", str(two_runs[0]), "--out", str(out)])
+    assert result.exit_code == 2 and not out.exists()
+    assert result.stderr.strip() == f"error: --out '{out}' must end in .png (the figure is a PNG)"
+
+
 def test_chosen_metrics_one_panel_each(runner: CliRunner, two_runs: list[Path], tmp_path: Path) -> None:
     one = plot_runs(two_runs, tmp_path / "one.png", ["sps"])
     many = runner.invoke(app, ["plot", *map(str, two_runs), "-o", "many.png", "-m", "sps,entropy", "-m", "lr"])

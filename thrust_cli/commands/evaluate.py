@@ -184,10 +184,16 @@ def _check_spaces(env: Any, spaces: dict[str, Any], env_cfg: Any) -> None:
     )
 
 
+#: the animated formats ``--gif`` writes (Pillow picks the format by the extension)
+GIF_SUFFIXES = (".gif", ".webp", ".png")
+
+
 def _check_gif_path(path: Path) -> Path:
     """Fail now (one line), not after the whole evaluation, when the GIF cannot be written at ``path``."""
     if path.is_dir():
         raise ValueError(f"cannot write '{path}': it is a directory; give a file name such as {path / 'eval.gif'}")
+    if path.suffix.lower() not in GIF_SUFFIXES:
+        raise ValueError(f"--gif '{path}' must end in {', '.join(GIF_SUFFIXES)} (an animation Pillow writes)")
     blocker = next((p for p in path.parents if p.exists() and not p.is_dir()), None)
     if blocker is not None:
         raise ValueError(f"cannot write '{path}': '{blocker}' is a file, not a directory")

@@ -85,6 +85,8 @@ def plot_runs(run_dirs: Sequence[Path], out: Path, metrics: Sequence[str] | None
 
     if not run_dirs:
         raise PlotError("no run directory given")
+    if Path(out).suffix.lower() != ".png":
+        raise PlotError(f"--out '{out}' must end in .png (the figure is a PNG)")
     runs = [read_metrics(Path(d)) for d in run_dirs]
     available = sorted({k for rows in runs for row in rows for k, v in row.items() if _is_number(v)})
     if metrics is None:
