@@ -67,6 +67,20 @@ def test_a_sweep_into_a_dir_holding_another_sweeps_job_reports_the_run_its_job_w
     assert json.loads((tmp_path / "D" / "0_1" / "summary.json").read_text())["global_step"] == 2048
 
 
+def test_a_sweep_into_a_dir_that_holds_a_sweep_is_refused_and_leaves_it_alone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its sweep_summary.csv used to be replaced by the new sweep's."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "D").mkdir()
+    (tmp_path / "D" / "sweep_summary.csv").write_text("job,objective\n0,480\n")
+    result = CliRunner().invoke(app, ["sweep", "-m", "seed=1,2", "logger=none", "--dir", "D"])
+    assert result.exit_code == 2
+    assert result.stderr.strip() == "error: --dir 'D' already holds a sweep (sweep_summary.csv); give a new directory"
+    assert (tmp_path / "D" / "sweep_summary.csv").read_text() == "job,objective\n0,480\n"
+    assert sorted(p.name for p in (tmp_path / "D").iterdir()) == ["sweep_summary.csv"]
+
+
 @pytest.mark.timeout(60)
 def test_a_sweep_whose_every_job_fails_exits_1_after_the_table_and_the_directory(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch

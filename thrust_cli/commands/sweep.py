@@ -189,6 +189,13 @@ def run_sweep(
         The sweep directory and one row per job, in job order (jobs a Ctrl-C kept from starting: ``skipped``).
     """
     points = expand(overrides)
+    if sweep_dir is not None:
+        given = Path(sweep_dir)
+        if given.exists() and not given.is_dir():
+            raise ConfigError(f"--dir '{given}' is a file; give a directory for the sweep's runs")
+        held = [name for name in ("sweep.json", "sweep_summary.csv") if (given / name).exists()]
+        if held:  # its runs and summary would be overwritten
+            raise ConfigError(f"--dir '{given}' already holds a sweep ({held[0]}); give a new directory")
     sweep_dir = make_sweep_dir(sweep_dir)
     (sweep_dir / "sweep.json").write_text(json.dumps({"overrides": list(overrides), "jobs": points}, indent=2))
     running = Jobs()
