@@ -206,3 +206,16 @@ def test_progress_total_grows_to_the_step_when_a_run_passes_its_planned_total(mo
     shown = stream.getvalue()
     assert "229,376" not in shown, shown
     assert {"plain": "229,888/229,888", "bar": "229888/229888", "dashboard": "229,888 / 229,888"}[mode] in shown
+
+
+def test_resume_accepts_the_runs_own_group_restated_and_refuses_another(tmp_path: Path) -> None:
+    """`resume=RUN env=pendulum` of a Pendulum run changes nothing, so it is not an error; env=cartpole is."""
+    from omegaconf import OmegaConf
+
+    (tmp_path / ".hydra").mkdir()
+    saved = run_part(compose_config(["env=pendulum", "algo=vtrace"]))
+    (tmp_path / ".hydra" / "config.yaml").write_text(OmegaConf.to_yaml(saved))
+    cfg = resume_config(tmp_path, ["env=pendulum", "algo=vtrace", "train.total_timesteps=999"])
+    assert cfg.env.name == "pendulum" and cfg.algo.name == "vtrace" and cfg.train.total_timesteps == 999
+    with pytest.raises(ConfigError, match="cannot change 'env=cartpole' when resuming"):
+        resume_config(tmp_path, ["env=cartpole"])

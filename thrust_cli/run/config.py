@@ -516,14 +516,20 @@ def resume_config(run_dir: str | Path, overrides: Sequence[str]) -> DictConfig:
     saved = Path(run_dir) / ".hydra" / "config.yaml"
     if not saved.is_file():
         raise ConfigError(f"cannot resume '{run_dir}': no run directory with .hydra/config.yaml there")
+    saved_cfg = OmegaConf.load(saved)
+    kept = []
     for override in overrides:
-        key = override.split("=", 1)[0].lstrip("+~")
+        key, _, value = override.partition("=")
+        key = key.lstrip("+~")
+        if key in GROUPS and value and OmegaConf.select(saved_cfg, f"{key}.name") == value:
+            continue  # the run's own group, restated: nothing changes
         if "=" not in override or key in GROUPS or key in SECTIONS:
             raise ConfigError(
                 f"cannot change '{override}' when resuming; allowed: key=value overrides of the saved config"
             )
+        kept.append(override)
     try:
-        cfg = OmegaConf.merge(OmegaConf.load(saved), OmegaConf.from_dotlist([o.lstrip("+") for o in overrides]))
+        cfg = OmegaConf.merge(saved_cfg, OmegaConf.from_dotlist([o.lstrip("+") for o in kept]))
     except OmegaConfBaseException as exc:
         raise ConfigError(f"invalid override when resuming: {str(exc).splitlines()[0]}") from None
     cfg.resume = str(Path(run_dir).resolve())
