@@ -253,3 +253,10 @@ def test_resume_of_a_run_without_checkpoints_says_it_starts_over(cartpole_run: P
     code, _, err = invoke("train", f"resume={empty}")
     assert code == 0, err
     assert f"note: '{empty.resolve()}' has no checkpoint yet: it trains from step 0" in err
+
+
+def test_resume_with_a_policy_that_does_not_fit_names_the_first_mismatch(cartpole_run: Path) -> None:
+    code, _, err = invoke("train", f"resume={cartpole_run}", "policy.hidden_size=16")
+    line = one_line(err)
+    assert code == 1, err
+    assert "the checkpoint does not fit this config's policy (size mismatch for " in line and "more)" in line, line

@@ -477,7 +477,13 @@ def _restore(
         policy.load_state_dict(state["policy"])
         optimizer.load_state_dict(state["optimizer"])
     except (RuntimeError, ValueError, KeyError) as exc:
-        raise TrainingError(f"cannot resume from '{state['path']}': {str(exc).splitlines()[0]}") from None
+        lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+        if len(lines) > 1 and lines[0].endswith(":"):  # load_state_dict: "Error(s) in loading ...:" then the keys
+            detail = f"the checkpoint does not fit this config's policy ({lines[1].rstrip('.')}"
+            detail += f", and {len(lines) - 2} more)" if len(lines) > 2 else ")"
+        else:
+            detail = lines[0] if lines else type(exc).__name__
+        raise TrainingError(f"cannot resume from '{state['path']}': {detail}") from None
     collector.global_step = int(state["global_step"])
     learner.kl_coef = state.get("learner", {}).get("kl_coef", learner.kl_coef)
     best["value"] = state.get("best")
