@@ -260,3 +260,16 @@ def test_resume_with_a_policy_that_does_not_fit_names_the_first_mismatch(cartpol
     line = one_line(err)
     assert code == 1, err
     assert "the checkpoint does not fit this config's policy (size mismatch for " in line and "more)" in line, line
+
+
+@pytest.mark.parametrize("kind", ["text", "truncated"])
+def test_a_corrupt_checkpoint_is_named_as_such_in_one_line(cartpole_run: Path, tmp_path: Path, kind: str) -> None:
+    bad = tmp_path / "bad.pt"
+    good = next((cartpole_run / "checkpoints").glob("step_*.pt")).read_bytes()
+    bad.write_bytes(b"garbage\n" if kind == "text" else good[: len(good) // 3])
+    code, _, err = invoke("eval", str(bad))
+    line = one_line(err)
+    assert code != 0 and line.startswith(f"error: checkpoint '{bad}' could not be read: not a torch checkpoint, or"), (
+        line
+    )
+    assert len(line) < 300, line

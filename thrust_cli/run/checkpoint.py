@@ -94,7 +94,11 @@ def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
     try:
         state: dict[str, Any] = torch.load(file, map_location="cpu", weights_only=False)
     except Exception as exc:
-        raise ValueError(f"checkpoint '{file}' could not be read: {exc}") from None
+        first = next((line.strip() for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
+        detail = first if len(first) <= 100 else first[:97] + "..."
+        raise ValueError(
+            f"checkpoint '{file}' could not be read: not a torch checkpoint, or truncated ({detail})"
+        ) from None
     missing = {"policy", "config", "global_step"} - set(state)
     if missing:
         raise ValueError(f"'{file}' is not a Thrust checkpoint (missing {', '.join(sorted(missing))})")
