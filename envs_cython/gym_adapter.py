@@ -97,10 +97,19 @@ class GymnasiumEnv(Env):
 
     @staticmethod
     def _make(env_id: str, make_kwargs: dict[str, Any]) -> gymnasium.Env[Any, Any]:
+        if not env_id:
+            raise ValueError("env.id is empty; give a Gymnasium id such as CartPole-v1")
         try:
             return gymnasium.make(env_id, **make_kwargs)
         except (gymnasium.error.UnregisteredEnv, gymnasium.error.DeprecatedEnv) as err:
             raise ValueError(f"unknown Gymnasium env id {env_id!r}: {err}") from err
+        except gymnasium.error.Error as err:
+            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            if type(err).__name__ == "DependencyNotInstalled":  # e.g. Box2D for CarRacing
+                raise ValueError(f"Gymnasium env {env_id!r} needs a package that is not installed: {first}") from err
+            if first.startswith("Malformed environment ID"):
+                raise ValueError(f"unknown Gymnasium env id {env_id!r}: {first}") from err
+            raise
 
     def _set_spaces(self, env: gymnasium.Env[Any, Any]) -> None:
         obs_space, act_space = env.observation_space, env.action_space

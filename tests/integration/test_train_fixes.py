@@ -16,6 +16,8 @@ NO_CUDA = pytest.mark.skipif(torch.cuda.is_available(), reason="device=cuda is a
 CANNOT_START = [
     pytest.param(["device=cuda"], "device=cuda but CUDA is not available; allowed here: cpu, auto", marks=NO_CUDA),
     pytest.param(["env=gym", "env.id=NoSuchEnv-v0"], "unknown Gymnasium env id 'NoSuchEnv-v0'"),
+    pytest.param(["env=gym", "env.id=a b"], "unknown Gymnasium env id 'a b': Malformed environment ID"),
+    pytest.param(["env=gym", "env.id="], "env.id is empty; give a Gymnasium id such as CartPole-v1"),
 ]
 
 
