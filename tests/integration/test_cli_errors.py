@@ -273,3 +273,13 @@ def test_a_corrupt_checkpoint_is_named_as_such_in_one_line(cartpole_run: Path, t
         line
     )
     assert len(line) < 300, line
+
+
+@pytest.mark.parametrize("override", ["lr=0.1", "algo.num_steps=7", "train.total_timesteps=5"])
+def test_eval_refuses_an_override_it_would_ignore(cartpole_run: Path, override: str) -> None:
+    code, _, err = invoke("eval", str(cartpole_run), "-n", "1", override)
+    assert code == 2, err
+    assert one_line(err) == (
+        f"error: cannot apply '{override}' in eval: eval uses only the run's policy and its env; "
+        "allowed: env.* overrides such as env.max_steps=1000"
+    )

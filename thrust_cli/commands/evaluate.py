@@ -142,6 +142,11 @@ def apply_overrides(cfg: Any, overrides: Sequence[str]) -> Any:
             raise ConfigError(
                 f"cannot apply '{override}' in eval: {why}; allowed: key=value overrides such as env.max_steps=1000"
             )
+        if not key.startswith("env."):  # lr, algo.*, train.*, device: nothing eval reads, so not silently taken
+            raise ConfigError(
+                f"cannot apply '{override}' in eval: eval uses only the run's policy and its env; "
+                "allowed: env.* overrides such as env.max_steps=1000"
+            )
         dotlist.append(f"{key}={value}")
     if not dotlist:
         return cfg
