@@ -26,6 +26,12 @@ def test_expand_is_the_product_of_the_sweeps() -> None:
     assert ["lr=0.001", "env.num_envs=16", "seed=1"] in jobs
     with pytest.raises(ConfigError, match="invalid sweep"):
         expand(["lr=("])
+    with pytest.raises(ConfigError) as info:  # the override named, without the grammar's token sets
+        expand(["seed=1", "lr=1e-3,"])
+    assert str(info.value) == (
+        "invalid sweep override 'lr=1e-3,': mismatched input '<EOF>'; allowed: key=value or key=a,b,c "
+        "(Hydra's override grammar)"
+    )
 
 
 @pytest.mark.timeout(120)

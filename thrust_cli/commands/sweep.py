@@ -44,8 +44,18 @@ def expand(overrides: Sequence[str]) -> list[list[str]]:
     from hydra.core.override_parser.overrides_parser import OverridesParser
     from hydra.errors import HydraException
 
+    parser = OverridesParser.create()
+    for override in overrides:  # name the one that does not parse, in words, not the grammar's token sets
+        try:
+            parser.parse_overrides([override])
+        except HydraException as exc:
+            why = str(exc).splitlines()[0].split(" expecting {")[0]
+            raise ConfigError(
+                f"invalid sweep override '{override}': {why}; allowed: key=value or key=a,b,c "
+                "(Hydra's override grammar)"
+            ) from None
     try:
-        parsed = OverridesParser.create().parse_overrides(list(overrides))
+        parsed = parser.parse_overrides(list(overrides))
         return [list(job) for job in BasicSweeper.split_arguments(parsed, None)[0]]
     except HydraException as exc:
         raise ConfigError(f"invalid sweep: {str(exc).splitlines()[0]}") from None
