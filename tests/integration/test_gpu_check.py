@@ -7,27 +7,16 @@ Triton through its interpreter.
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import subprocess
 from pathlib import Path
 
 import pytest
 import torch
+from triton_compat import HAS_TRITON, OLD_INTERPRETER
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "tests" / "bench" / "gpu_check.sh"
-HAS_TRITON = importlib.util.find_spec("triton") is not None
-
-
-def _old_interpreter() -> bool:
-    """triton < 3.7 with numpy >= 2.4: that interpreter fails (see test_triton_advantage.OLD_INTERPRETER)."""
-    from importlib.metadata import version
-
-    def major_minor(dist: str) -> tuple[int, ...]:
-        return tuple(int(p) for p in version(dist).split("+")[0].split(".")[:2])
-
-    return HAS_TRITON and major_minor("triton") < (3, 7) and major_minor("numpy") >= (2, 4)
 
 
 def _run(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
@@ -37,7 +26,7 @@ def _run(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.mark.skipif(not HAS_TRITON, reason="the dry run interprets the Triton kernels")
-@pytest.mark.skipif(_old_interpreter(), reason="triton < 3.7 cannot interpret on numpy >= 2.4")
+@pytest.mark.skipif(OLD_INTERPRETER, reason="triton < 3.7 cannot interpret on numpy >= 2.4")
 @pytest.mark.skipif(torch.cuda.is_available(), reason="on a GPU machine the real run is the check")
 def test_dry_run_runs_every_step_on_the_cpu() -> None:
     run = _run("--dry-run")

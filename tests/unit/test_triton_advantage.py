@@ -9,7 +9,6 @@ runs this file's ``interpret`` tests in a child pytest with the variable set, wh
 
 from __future__ import annotations
 
-import importlib.util
 import math
 import os
 import subprocess
@@ -22,26 +21,12 @@ import numpy as np
 import pytest
 import torch
 from test_advantage import DATA, LAYOUTS, _gae_args, _vtrace_args, random_batch
+from triton_compat import HAS_TRITON, OLD_INTERPRETER
 
 from thrust_cli.learn import advantage
 from thrust_cli.learn.advantage import gae, gae_torch, gae_triton, vtrace, vtrace_torch, vtrace_triton
 
 INTERPRETED = os.environ.get("TRITON_INTERPRET") == "1"
-HAS_TRITON = importlib.util.find_spec("triton") is not None  # found, not imported
-
-
-def _version(dist: str) -> tuple[int, ...]:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return tuple(int(p) for p in version(dist).split("+")[0].split(".")[:2])
-    except (PackageNotFoundError, ValueError):
-        return ()
-
-
-# Triton before 3.7 interprets with NumPy calls that NumPy 2.4 removed ("only 0-dimensional arrays can be converted
-# to Python scalars"); torch 2.11's CUDA wheels pin triton 3.6. The compiled kernels on CUDA are not affected.
-OLD_INTERPRETER = HAS_TRITON and _version("triton") < (3, 7) and _version("numpy") >= (2, 4)
 interpret = pytest.mark.skipif(
     not INTERPRETED, reason="runs in the TRITON_INTERPRET=1 child of test_triton_kernels_pass_under_the_interpreter"
 )

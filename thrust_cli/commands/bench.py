@@ -317,10 +317,11 @@ def run_bench(
     """Measure env steps/s for several ``num_envs``, the plain-C reference loops where the env has one, the
     advantage kernels (:func:`bench_advantage`), and the training SPS of the composed config."""
     run = validate(cfg)
-    if run.device == "cuda":  # before minutes of env benchmarks, not at the training run after them
+    device = "cpu"
+    if run.device != "cpu":  # resolved first: device=cuda without CUDA fails before minutes of env benchmarks
         from thrust_cli.commands.train import resolve_device
 
-        resolve_device(run.device)
+        device = str(resolve_device(run.device))
     result: dict[str, Any] = {"env": run.env.name, "env_steps_per_s": {}}
     sizes = {"gym": (1, 8, 64), "snake": (1, 4, 16)}.get(run.env.name, ENV_SIZES)  # snake: boards of snakes
     for num_envs in sizes:
@@ -359,13 +360,8 @@ def run_bench(
                     f"advantage  {name:6s}  C {ms[name + '_c']:6.2f}  torch {ms[name + '_torch']:7.2f}  "
                     f"C on a rollout's .T {ms[name + '_c_time_major']:6.2f}"
                 )
-        on_device = None
-        if run.device != "cpu":  # cuda, or auto on a machine with a GPU: the kernels training runs there
-            from thrust_cli.commands.train import resolve_device
-
-            device = str(resolve_device(run.device))
-            if device != "cpu":
-                on_device = bench_device_advantage(rows, horizon, repeats_for(seconds, 21), device)
+        # on a GPU (cuda, or auto on a machine with one): the kernels training runs there
+        on_device = bench_device_advantage(rows, horizon, repeats_for(seconds, 21), device) if device != "cpu" else None
         if on_device is not None:
             result["advantage_ms_device"] = {"device": device, **on_device}
             if echo:

@@ -35,7 +35,7 @@ from thrust_cli.learn.distributed import (
 from thrust_cli.learn.loss import ppo_loss
 from thrust_cli.learn.optim import Adam, LossScaler
 from thrust_cli.learn.policies import make_policy
-from thrust_cli.learn.ppo import LearnerState, NonFiniteParameters, TrainingError, ppo_update
+from thrust_cli.learn.ppo import LearnerState, NonFiniteParameters, TrainingError, amp_dtype, ppo_update
 from thrust_cli.learn.rollout import EpisodeTracker
 from thrust_cli.run.checkpoint import find_checkpoint, load_checkpoint, save_best, save_checkpoint
 from thrust_cli.run.config import ConfigError, validate
@@ -197,9 +197,8 @@ def train(cfg: DictConfig, run_dir: str | Path, dp: DataParallel | None = None) 
         return interrupted.flag or solved["step"] is not None
 
     recurrent = bool(getattr(policy, "recurrent", False))
-    amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(tcfg.amp)
     collector = Collector(
-        vec, policy, T, device, tracker, stop, algo.bptt_horizon if recurrent else 1, autocast_dtype=amp_dtype
+        vec, policy, T, device, tracker, stop, algo.bptt_horizon if recurrent else 1, autocast_dtype=amp_dtype(tcfg.amp)
     )
 
     def checkpoint() -> Path | None:

@@ -20,6 +20,11 @@ from thrust_cli.learn.optim import Adam, LossScaler
 from thrust_cli.learn.rollout import Rollout
 
 
+def amp_dtype(amp: str) -> torch.dtype | None:
+    """``train.amp``'s autocast dtype (None for ``none``): the rollout's inference and the update use the same."""
+    return {"bf16": torch.bfloat16, "fp16": torch.float16}.get(amp)
+
+
 class TrainingError(RuntimeError):
     """Training stopped on a fault (NaN loss, crashed env); the message is one line for the user."""
 
@@ -100,7 +105,7 @@ def ppo_update(
     clip_coef = algo.clip_coef * (1.0 - progress) if algo.clip_coef is not None and algo.anneal_clip else algo.clip_coef
     beta = algo.prio_beta0 + (1.0 - algo.prio_beta0) * progress
 
-    autocast_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(amp)
+    autocast_dtype = amp_dtype(amp)
     loss_fn = loss_fn if loss_fn is not None else ppo_loss  # looked up per call (train.compile passes its own)
 
     def forward(idx: torch.Tensor | slice) -> tuple[torch.Tensor, torch.Tensor]:
